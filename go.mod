@@ -1,0 +1,3 @@
+module github.com/shoal-ml/shoal
+
+go 1.26.0

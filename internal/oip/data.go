@@ -80,6 +80,9 @@ func (p *dataParser) array(depth int) error {
 		return fmt.Errorf("ragged nesting: array at depth %d, scalars at %d", depth, p.leaf)
 	}
 	p.i++ // '['
+	if depth == len(p.dims) {
+		p.dims = append(p.dims, -1) // length set when the first array here ends
+	}
 	n := int64(0)
 	p.skipSpace()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
@@ -105,9 +108,9 @@ func (p *dataParser) array(depth int) error {
 			}
 		}
 	}
-	if depth == len(p.dims) {
-		p.dims = append(p.dims, n)
-	} else if depth < len(p.dims) && p.dims[depth] != n {
+	if p.dims[depth] == -1 {
+		p.dims[depth] = n
+	} else if p.dims[depth] != n {
 		return fmt.Errorf("ragged nesting: length %d at depth %d, expected %d", n, depth, p.dims[depth])
 	}
 	if n == 0 && p.leaf < 0 {

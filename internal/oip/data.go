@@ -69,6 +69,9 @@ func (p *dataParser) value(depth int) error {
 	if err != nil {
 		return err
 	}
+	if !str && !jsonLiteral(tok) {
+		return fmt.Errorf("invalid value %q", tok)
+	}
 	return p.sink.add(tok, str)
 }
 
@@ -160,6 +163,50 @@ func (p *dataParser) token() (tok []byte, str bool, err error) {
 		p.i++
 	}
 	return p.s[start:p.i], false, nil
+}
+
+// jsonLiteral reports whether tok is a JSON number, true, false or null, so
+// that the parser accepts no more than JSON does (strconv would also take
+// "0x1p3", "+1", "Inf" or "01").
+func jsonLiteral(tok []byte) bool {
+	switch str(tok) {
+	case "true", "false", "null":
+		return true
+	}
+	i := 0
+	if i < len(tok) && tok[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(tok) && tok[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(tok) && tok[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(tok)
 }
 
 type sink interface {

@@ -25,24 +25,21 @@ func (s *Server) Infer(ctx context.Context, req *oip.InferRequest) (*oip.InferRe
 		return nil, err
 	}
 	defer v.inflight.Done()
-	inflight := s.metrics.inflight.WithLabelValues(v.name)
-	inflight.Inc()
-	defer inflight.Dec()
+	vm := v.metrics
+	vm.inflight.Inc()
+	defer vm.inflight.Dec()
 
 	resp, err := s.infer(ctx, v, req, start)
-	outcome := "success"
 	switch {
+	case err == nil:
+		vm.success.Inc()
+		vm.total.Observe(time.Since(start).Seconds())
 	case isClientError(err):
-		outcome = "client_error"
-	case err != nil:
-		outcome = "server_error"
+		vm.clientError.Inc()
+	default:
+		vm.serverError.Inc()
 	}
-	s.metrics.requests.WithLabelValues(v.name, v.label, outcome).Inc()
-	if err != nil {
-		return nil, err
-	}
-	s.metrics.latency.WithLabelValues(v.name, v.label, "total").Observe(time.Since(start).Seconds())
-	return resp, nil
+	return resp, err
 }
 
 func isClientError(err error) bool {
@@ -76,12 +73,12 @@ func (s *Server) infer(ctx context.Context, v *version, req *oip.InferRequest, s
 		}
 	}
 	computeStart := time.Now()
-	s.metrics.latency.WithLabelValues(v.name, v.label, "queue").Observe(computeStart.Sub(start).Seconds())
+	v.metrics.queue.Observe(computeStart.Sub(start).Seconds())
 	if len(req.Inputs) > 0 && len(req.Inputs[0].Shape) > 0 {
-		s.metrics.batchSize.WithLabelValues(v.name, v.label).Observe(float64(req.Inputs[0].Shape[0]))
+		v.metrics.batch.Observe(float64(req.Inputs[0].Shape[0]))
 	}
 	outs, err := runBackend(ctx, v.m, req.Inputs, timeout > 0)
-	s.metrics.latency.WithLabelValues(v.name, v.label, "compute").Observe(time.Since(computeStart).Seconds())
+	v.metrics.compute.Observe(time.Since(computeStart).Seconds())
 	if err != nil {
 		return nil, err
 	}

@@ -54,3 +54,25 @@ func newMetrics() *metrics {
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
+
+// versionMetrics are the collectors of one model version, resolved once at
+// load so that the request path does no label lookups.
+type versionMetrics struct {
+	success, clientError, serverError prometheus.Counter
+	queue, compute, total             prometheus.Observer
+	batch                             prometheus.Observer
+	inflight                          prometheus.Gauge
+}
+
+func (m *metrics) forVersion(name, version string) *versionMetrics {
+	return &versionMetrics{
+		success:     m.requests.WithLabelValues(name, version, "success"),
+		clientError: m.requests.WithLabelValues(name, version, "client_error"),
+		serverError: m.requests.WithLabelValues(name, version, "server_error"),
+		queue:       m.latency.WithLabelValues(name, version, "queue"),
+		compute:     m.latency.WithLabelValues(name, version, "compute"),
+		total:       m.latency.WithLabelValues(name, version, "total"),
+		batch:       m.batchSize.WithLabelValues(name, version),
+		inflight:    m.inflight.WithLabelValues(name),
+	}
+}

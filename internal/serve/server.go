@@ -82,6 +82,7 @@ type version struct {
 	inputs   map[string]int // input name -> index in sig.Inputs
 	outputs  map[string]int
 	sem      chan struct{} // bounds concurrent executions; nil = unbounded
+	metrics  *versionMetrics
 	inflight sync.WaitGroup
 }
 
@@ -230,6 +231,7 @@ func (s *Server) loadVersion(ctx context.Context, p versionPlan) (*version, erro
 	if p.limit > 0 {
 		v.sem = make(chan struct{}, p.limit)
 	}
+	v.metrics = s.metrics.forVersion(v.name, v.label)
 	s.metrics.loadSeconds.WithLabelValues(v.name, v.label).Set(time.Since(start).Seconds())
 	return v, nil
 }

@@ -1,0 +1,90 @@
+// Package cli implements the shoal command line: it parses flags and the
+// environment into the Config structs of the other packages and runs them.
+// It is the only place besides cmd/shoal that reads flags or environment.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+)
+
+// Run runs the shoal command line with args (without the program name) and
+// returns the process exit code. It returns when the command is done or,
+// for servers, after ctx is done and they have shut down.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "shoal", version())
+	case "help", "-h", "--help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "shoal: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "shoal %s: %v\n", args[0], err)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// usageError marks an error in the command line itself (exit code 2).
+type usageError struct{ error }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `shoal serves machine-learning models as scalable microservices.
+
+Usage:
+  shoal serve [flags] [MODEL_REPOSITORY | MODEL_FILE]   serve models over the Open Inference Protocol v2
+  shoal version                                         print the version
+
+Run "shoal COMMAND -h" for a command's flags.
+`)
+}
+
+// version returns the module version stamped by the Go toolchain.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// newLogger builds the process logger from the -log-level and -log-format
+// flags.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("-log-level %q: want debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("-log-format %q: want text or json", format)}
+}

@@ -202,10 +202,13 @@ func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"name": md.Name, "versions": md.Versions, "platform": md.Platform,
-		"inputs": tensorsMetadata(md.Inputs), "outputs": tensorsMetadata(md.Outputs),
-	})
+	writeJSON(w, http.StatusOK, struct {
+		Name     string           `json:"name"`
+		Versions []string         `json:"versions"`
+		Platform string           `json:"platform"`
+		Inputs   []tensorMetadata `json:"inputs"`
+		Outputs  []tensorMetadata `json:"outputs"`
+	}{md.Name, md.Versions, md.Platform, tensorsMetadata(md.Inputs), tensorsMetadata(md.Outputs)})
 	return nil
 }
 

@@ -43,7 +43,7 @@ func Parse(data []byte) (*Model, error) {
 	}
 	m := &Model{}
 	var err error
-	maxFeature, err := headerInt(header, "max_feature_idx", -1, maxFeatures-1)
+	maxFeature, err := headerInt(header, "max_feature_idx", 0, maxFeatures-1)
 	if err != nil {
 		return nil, err
 	}

@@ -129,7 +129,7 @@ func (e *Ensemble) linear(l int32, row []float32) float64 {
 		if x != x {
 			return e.leaves[l]
 		}
-		v += e.linCoef[i] * float64(x)
+		v += float64(e.linCoef[i] * float64(x)) // rounded product: no fused multiply-add
 	}
 	return v
 }

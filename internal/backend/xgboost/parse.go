@@ -101,7 +101,7 @@ func Parse(data []byte) (*Model, error) {
 	p := l.LearnerModelParam
 	m := &Model{Objective: l.Objective.Name, FeatureNames: l.FeatureNames}
 	var err error
-	if m.NumFeature, err = atoi("num_feature", p.NumFeature, 0, maxFeatures); err != nil {
+	if m.NumFeature, err = atoi("num_feature", p.NumFeature, 1, maxFeatures); err != nil {
 		return nil, err
 	}
 	numClass, err := atoi("num_class", p.NumClass, 0, 1<<20)
@@ -183,7 +183,7 @@ func parseBaseScore(s string) (float32, error) {
 }
 
 func atoi(name, s string, lo, hi int) (int, error) {
-	if s == "" {
+	if s == "" && lo == 0 {
 		return 0, nil
 	}
 	v, err := strconv.Atoi(s)

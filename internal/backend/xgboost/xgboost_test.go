@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -342,5 +343,29 @@ func TestLoadDefaultArtifact(t *testing.T) {
 	}
 	if _, err := Load(context.Background(), backend.Config{Dir: t.TempDir()}); err == nil {
 		t.Error("Load from an empty Dir succeeded")
+	}
+}
+
+// BenchmarkInfer measures the whole backend path (input conversion, trees,
+// softmax, output tensors) on the example iris model: 45 trees of depth 3.
+func BenchmarkInfer(b *testing.B) {
+	m, err := Load(context.Background(), backend.Config{Artifact: filepath.Join(irisDir, "model.json")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range []int{1, 64} {
+		rows := make([]float32, 4*batch)
+		for i := range rows {
+			rows[i] = float32(i%7) * 0.9
+		}
+		in := &tensor.Tensor{Name: "input", DType: tensor.FP32, Shape: []int64{int64(batch), 4}, Data: rows}
+		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Infer(context.Background(), []*tensor.Tensor{in}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

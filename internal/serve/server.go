@@ -360,14 +360,24 @@ func versionList(vs map[int64]*version) []int64 {
 	return out
 }
 
+// readier is implemented by backend models whose readiness can change
+// after load (a supervised process restarting, a worker pool empty).
+type readier interface{ Ready() bool }
+
 // ModelReady reports whether the model (and version, if not empty) is
-// serving. It returns ErrModelNotFound for a model the server never saw.
+// serving, and, for a backend model with a Ready method, whether that says
+// ready now. It returns ErrModelNotFound for a model the server never saw.
 func (s *Server) ModelReady(name, ver string) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, err := s.lookupLocked(name, ver)
+	v, err := s.lookupLocked(name, ver)
 	if errors.Is(err, ErrModelNotReady) {
 		return false, nil
+	}
+	if err == nil {
+		if r, ok := v.m.(readier); ok && !r.Ready() {
+			return false, nil
+		}
 	}
 	if err != nil && ver != "" {
 		if _, known := s.models[name]; known {

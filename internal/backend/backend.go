@@ -88,3 +88,32 @@ func FindInput(inputs []*tensor.Tensor, name string) (t *tensor.Tensor, ok bool)
 	}
 	return nil, false
 }
+
+// Batcher is implemented by models that can serve the rows of several
+// requests in one Infer call. A server that batches across requests (see
+// package batch) asks once, after load; a model that does not implement
+// Batcher, or reports the zero Batching, is never batched.
+//
+// Implementations must only declare what holds for every input they accept:
+// the server relies on it to give each request, bit for bit, the outputs it
+// would have got alone.
+type Batcher interface {
+	// Batching reports how the model may be batched. It must not change
+	// after load.
+	Batching() Batching
+}
+
+// Batching is what a model declares about batching. The zero value means
+// the model cannot be batched.
+type Batching struct {
+	// Concat means: every input and output has the batch on dimension 0,
+	// and row i of every output depends only on row i of the inputs, with
+	// the same arithmetic whatever the other rows and their count. Requests
+	// may then be concatenated on dimension 0 and the outputs split back.
+	Concat bool
+	// Split means, in addition to Concat, that any row count from 1 up is
+	// valid, so that a request larger than the server's batch limit may be
+	// cut into several Infer calls on dimension 0. Without it such a request
+	// runs alone, whole.
+	Split bool
+}

@@ -156,6 +156,13 @@ func (m *Model) Infer(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.T
 	return tree.Classified(m.sig, labels, probs), nil
 }
 
+// Batching declares that requests may be concatenated and split on the
+// row dimension: every row is predicted alone, with the same arithmetic
+// whatever the other rows (see backend.Batcher).
+func (m *Model) Batching() backend.Batching {
+	return backend.Batching{Concat: true, Split: true}
+}
+
 func toFloat32(v []float64) []float32 {
 	out := make([]float32, len(v))
 	for i, x := range v {

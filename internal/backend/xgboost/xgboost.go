@@ -141,6 +141,13 @@ func (m *Model) Infer(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.T
 	return tree.Classified(m.sig, labels, probs), nil
 }
 
+// Batching declares that requests may be concatenated and split on the
+// row dimension: every row is predicted alone, with the same arithmetic
+// whatever the other rows (see backend.Batcher).
+func (m *Model) Batching() backend.Batching {
+	return backend.Batching{Concat: true, Split: true}
+}
+
 // OutputGroups returns the number of margins per row: NumClass for multi:*
 // objectives, 1 otherwise.
 func (m *Model) OutputGroups() int { return m.groups }

@@ -1,0 +1,65 @@
+//go:build amd64 && !purego
+
+package gemm
+
+// avx2Kernel is the AVX2+FMA micro-kernel of sgemm_amd64.s: a 6×16 tile held
+// in 12 YMM accumulators.
+var avx2Kernel = &kernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2}
+
+// bestKernel is the fastest kernel this CPU supports, decided once.
+var bestKernel = pickKernel()
+
+func pickKernel() *kernel {
+	if hasAVX2FMA() {
+		return avx2Kernel
+	}
+	return goKernel
+}
+
+// hasAVX2FMA reports whether the CPU has AVX2 and FMA and the OS saves the
+// YMM registers across context switches.
+func hasAVX2FMA() bool {
+	maxID, _, _, _ := cpuid(0, 0)
+	if maxID < 7 {
+		return false
+	}
+	_, _, ecx1, _ := cpuid(1, 0)
+	const (
+		fma     = 1 << 12
+		osxsave = 1 << 27
+		avx     = 1 << 28
+	)
+	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
+		return false
+	}
+	if xcr0, _ := xgetbv(); xcr0&6 != 6 { // XMM and YMM state
+		return false
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	const avx2 = 1 << 5
+	return ebx7&avx2 != 0
+}
+
+func kernelAVX2(k int, a, b, c []float32, ldc int, alpha, beta float32, load bool) {
+	_ = a[6*k-1]
+	_ = b[16*k-1]
+	_ = c[5*ldc+15]
+	sgemm6x16(k, &a[0], &b[0], &c[0], ldc, alpha, beta, load)
+}
+
+// sgemm6x16 is kernel.fn for avx2Kernel without bounds checks; k >= 1.
+//
+//go:noescape
+func sgemm6x16(k int, a, b, c *float32, ldc int, alpha, beta float32, load bool)
+
+func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
+
+func xgetbv() (eax, edx uint32)
+
+// kernels lists every kernel this CPU can run, for tests and benchmarks.
+func kernels() []*kernel {
+	if hasAVX2FMA() {
+		return []*kernel{goKernel, avx2Kernel}
+	}
+	return []*kernel{goKernel}
+}

@@ -165,6 +165,7 @@ func DefaultOps() *OpSet {
 	s, err := NewOpSet(
 		basicOps(),
 		unaryOps(),
+		mathOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-ml/shoal/examples"
 	"github.com/shoal-ml/shoal/internal/backend"
 	"github.com/shoal-ml/shoal/internal/backend/lightgbm"
+	"github.com/shoal-ml/shoal/internal/backend/onnx"
 	"github.com/shoal-ml/shoal/internal/backend/xgboost"
 	"github.com/shoal-ml/shoal/internal/serve"
 )
@@ -22,6 +23,7 @@ func Loaders() map[string]backend.Loader {
 	return map[string]backend.Loader{
 		"xgboost":  xgboost.Load,
 		"lightgbm": lightgbm.Load,
+		"onnx":     onnx.Load,
 	}
 }
 

@@ -26,6 +26,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = runServe(ctx, args[1:], stdout, stderr)
+	case "onnx":
+		err = runONNX(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "shoal", version())
 	case "help", "-h", "--help":
@@ -58,6 +60,7 @@ func usage(w io.Writer) {
 
 Usage:
   shoal serve [flags] [MODEL_REPOSITORY | MODEL_FILE]   serve models over the Open Inference Protocol v2
+  shoal onnx conformance [-o FILE] [DIR]                run the ONNX conformance suite (docs/onnx.md)
   shoal version                                         print the version
 
 Run "shoal COMMAND -h" for a command's flags.

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/shoal-ml/shoal/internal/gateway"
+)
+
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var cfg gateway.Config
+	routes := fl.String("routes", "", "routing table `file` (YAML; reloaded when it changes)")
+	httpAddr := fl.String("http", ":8000", "REST listen `address`")
+	grpcAddr := fl.String("grpc", ":8001", "gRPC listen `address` (empty: no gRPC)")
+	keys := fl.String("keys", "", "API keys `file` (YAML list of {name, sha256, models, rate, burst}; empty: no authentication)")
+	cert := fl.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and gRPC over TLS")
+	key := fl.String("tls-key", "", "TLS private key `file` (PEM)")
+	fl.DurationVar(&cfg.Timeout, "timeout", 0, "end-to-end timeout of a request whose model sets none (0: 30s)")
+	fl.IntVar(&cfg.MaxConcurrency, "max-concurrency", 0, "requests in flight per replica when the model sets none (0: 64)")
+	fl.IntVar(&cfg.QueueDepth, "queue", 0, "requests queued per revision when every replica is at its limit (0: 256, <0: none)")
+	fl.DurationVar(&cfg.QueueTimeout, "queue-timeout", 0, "longest wait in that queue (0: 1s)")
+	fl.IntVar(&cfg.Retries, "retries", 0, "retries per request, each on another replica, only when safe (0: 2, <0: none)")
+	fl.Float64Var(&cfg.RetryBudget, "retry-budget", 0, "retries as a share of live traffic (0: 0.2)")
+	fl.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "readiness probe period (0: 2s, <0: no probes)")
+	fl.IntVar(&cfg.ActivatorQueue, "activator-queue", 0, "requests held per model while it has no ready replica (0: 1024)")
+	fl.DurationVar(&cfg.ActivatorTimeout, "activator-timeout", 0, "longest hold in the activator (0: 60s)")
+	fl.StringVar(&cfg.DefaultModel, "default-model", "", "model of POST /predict (default: the only model)")
+	fl.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest request body (0: 64 MiB)")
+	fl.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 0, "time allowed to read request headers (0: 10s)")
+	fl.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "idle keep-alive connection timeout (0: 120s)")
+	fl.DurationVar(&cfg.GracePeriod, "grace-period", 0, "on SIGTERM, time allowed for in-flight requests (0: 30s)")
+	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fl.String("log-format", "text", "log format: text or json")
+	fl.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: shoal gateway -routes FILE [flags]\n\n"+
+			"Routes Open Inference Protocol v2 requests (REST and gRPC) to the replicas of\n"+
+			"the routing table in FILE, balancing, retrying, splitting and mirroring traffic.\n"+
+			"See docs/gateway.md.\n\nFlags:\n")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fl.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fl.Args())}
+	}
+	if *routes == "" {
+		return usageError{errors.New("-routes is required")}
+	}
+	if (*cert == "") != (*key == "") {
+		return usageError{errors.New("-tls-cert and -tls-key go together")}
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.Source = &gateway.FileSource{Path: *routes, OnError: func(err error) {
+		log.Error("routing table not reloaded", "file", *routes, "err", err)
+	}}
+	if *keys != "" {
+		b, err := os.ReadFile(*keys)
+		if err != nil {
+			return err
+		}
+		if err := yaml.UnmarshalStrict(b, &cfg.Keys); err != nil {
+			return fmt.Errorf("%s: %w", *keys, err)
+		}
+	}
+	if *cert != "" {
+		c, err := tls.LoadX509KeyPair(*cert, *key)
+		if err != nil {
+			return err
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	}
+	g, err := gateway.New(cfg)
+	if err != nil {
+		return err
+	}
+	hl, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return err
+	}
+	var gl net.Listener
+	if *grpcAddr != "" {
+		if gl, err = net.Listen("tcp", *grpcAddr); err != nil {
+			hl.Close()
+			return err
+		}
+	}
+	log.Info("gateway", "routes", *routes, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "keys", len(cfg.Keys))
+	return g.Serve(ctx, hl, gl)
+}

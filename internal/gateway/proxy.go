@@ -1,0 +1,301 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Header names the gateway reads or writes.
+const (
+	// HeaderRevision pins a request to a revision (request), and names
+	// the revision that answered (response).
+	HeaderRevision = "X-Shoal-Revision"
+	// HeaderAPIKey carries an API key (as does "Authorization: Bearer").
+	HeaderAPIKey = "X-Api-Key"
+)
+
+// Handler returns the REST handler: the inference paths routed to
+// replicas (/v2/models/..., /v1/models/...:predict, /predict), the
+// gateway's own health (/v2/health/live, /v2/health/ready) and /metrics.
+func (g *Gateway) Handler() http.Handler {
+	metrics := g.metrics.handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		var name string
+		switch {
+		case strings.HasPrefix(p, "/v2/models/"):
+			name, _, _ = strings.Cut(p[len("/v2/models/"):], "/")
+		case strings.HasPrefix(p, "/v1/models/") && r.Method == http.MethodPost:
+			name, _, _ = strings.Cut(p[len("/v1/models/"):], ":")
+		case p == "/predict" && r.Method == http.MethodPost:
+			name = g.defaultModel()
+			if name == "" {
+				writeError(w, fmt.Errorf("%w: POST /predict needs a default model (the table has several)", ErrNoModel))
+				return
+			}
+		case p == "/v2/health/live" || p == "/v2/health/ready":
+			ready := p == "/v2/health/live" || g.Ready()
+			code := http.StatusOK
+			if !ready {
+				code = http.StatusServiceUnavailable
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			fmt.Fprintf(w, `{"%s":%t}`, p[len("/v2/health/"):], ready)
+			return
+		case p == "/metrics" && r.Method == http.MethodGet:
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		if name == "" || strings.Contains(name, "..") {
+			writeError(w, &httpError{http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, p)})
+			return
+		}
+		if err := g.proxy(w, r, name); err != nil {
+			writeError(w, err)
+		}
+	})
+}
+
+// defaultModel is the model of POST /predict.
+func (g *Gateway) defaultModel() string {
+	if g.cfg.DefaultModel != "" {
+		return g.cfg.DefaultModel
+	}
+	ms := g.routes.Load().models
+	if len(ms) == 1 {
+		for n := range ms {
+			return n
+		}
+	}
+	return ""
+}
+
+// hopHeaders are removed from requests and responses, with the
+// credentials the gateway consumed.
+var hopHeaders = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// proxy sends one request to a replica of model name and copies the
+// answer back, retrying when safe.
+func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) error {
+	start := time.Now()
+	if g.keys != nil {
+		if err := g.keys.check(r.Header, name, start); err != nil {
+			g.metrics.rejected.WithLabelValues(g.label(name), rejectReason(err)).Inc()
+			return err
+		}
+	}
+	m, err := g.lookup(name)
+	if err != nil {
+		return err
+	}
+	buf := getBuffer(&g.bufs)
+	defer buf.unref()
+	if err := buf.readFrom(r.Body, r.ContentLength, g.cfg.MaxBodyBytes); err != nil {
+		return err
+	}
+	h := r.Header
+	for _, k := range hopHeaders {
+		if _, ok := h[k]; ok {
+			delete(h, k)
+		}
+	}
+	if c := h["Connection"]; c != nil {
+		for _, f := range strings.Split(strings.Join(c, ","), ",") {
+			h.Del(strings.TrimSpace(f))
+		}
+	}
+	rt := routing{model: name, pin: h.Get(HeaderRevision)}
+	if sh := m.spec.StickyHeader; sh != "" {
+		rt.sticky = h.Get(sh)
+	}
+	if g.keys != nil {
+		h.Del("Authorization")
+		h.Del(HeaderAPIKey)
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), m.timeout)
+	defer cancel()
+	ctl := m.ctl
+	ctl.inflight.Add(1)
+	ctl.requests.Add(1)
+	defer ctl.inflight.Add(-1)
+	ctl.budget.request(start)
+
+	u := url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	var exclude *replica
+	for attempt := 0; ; attempt++ {
+		t, err := g.pick(ctx, rt, exclude)
+		if err != nil {
+			return err
+		}
+		u.Host = t.r.http
+		out := (&http.Request{
+			Method:        r.Method,
+			URL:           &u,
+			Proto:         "HTTP/1.1",
+			ProtoMajor:    1,
+			ProtoMinor:    1,
+			Header:        h,
+			Body:          buf.reader(),
+			ContentLength: int64(len(buf.b)),
+			Host:          t.r.http,
+		}).WithContext(ctx)
+		t0 := time.Now()
+		resp, err := g.cfg.Transport.RoundTrip(out)
+		now := time.Now()
+		if err != nil {
+			g.result(t, false, 0, now)
+			t.done()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if g.canRetry(attempt, ctl, now) {
+				exclude = t.r
+				continue
+			}
+			g.log.Debug("replica unreachable", "model", name, "replica", t.r.http, "err", err)
+			return ErrUpstream
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable && g.canRetry(attempt, ctl, now) {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			g.result(t, false, 0, now)
+			g.unready(t, now)
+			t.done()
+			exclude = t.r
+			continue
+		}
+		err = g.respond(w, resp, t, buf)
+		end := time.Now()
+		ok := resp.StatusCode < 500 || resp.StatusCode == http.StatusGatewayTimeout
+		g.result(t, ok && err == nil, end.Sub(t0), end)
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			g.unready(t, end)
+		}
+		t.done()
+		if resp.StatusCode == http.StatusOK {
+			t.rev.okCount.Inc()
+		} else {
+			g.metrics.requests.WithLabelValues(name, t.rev.name, strconv.Itoa(resp.StatusCode)).Inc()
+		}
+		t.rev.latency.Observe(end.Sub(start).Seconds())
+		if m.mirror != nil && m.mirror != t.rev && rand.Float64()*100 < m.mirrorPct {
+			g.mirrorHTTP(r, m, t.rev, buf, resp.StatusCode)
+		}
+		if err != nil {
+			g.log.Debug("copy response", "model", name, "err", err)
+			return nil // the status line is gone: nothing more to say
+		}
+		return nil
+	}
+}
+
+// label returns name for a metric label if it is a routed model, and
+// "unknown" otherwise, so that clients cannot grow the label set.
+func (g *Gateway) label(name string) string {
+	if _, err := g.lookup(name); err != nil {
+		return "unknown"
+	}
+	return name
+}
+
+// canRetry reports whether another attempt may go (spending the budget).
+func (g *Gateway) canRetry(attempt int, ctl *modelCtl, now time.Time) bool {
+	if g.cfg.Retries < 0 || attempt >= g.cfg.Retries {
+		return false
+	}
+	if !ctl.budget.retry(now) {
+		g.metrics.retries.WithLabelValues(ctl.name, "budget_exhausted").Inc()
+		return false
+	}
+	g.metrics.retries.WithLabelValues(ctl.name, "sent").Inc()
+	return true
+}
+
+// respond copies resp to w and closes it. When the model mirrors
+// traffic, the body is also kept in buf.resp for the comparison.
+func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, t *target, buf *buffer) error {
+	defer resp.Body.Close()
+	wh := w.Header()
+	for k, v := range resp.Header {
+		wh[k] = v
+	}
+	for _, k := range hopHeaders {
+		delete(wh, k)
+	}
+	wh[HeaderRevision] = []string{t.rev.name}
+	w.WriteHeader(resp.StatusCode)
+	if t.m.mirror != nil {
+		buf.resp = buf.resp[:0]
+		var err error
+		buf.resp, err = appendAll(buf.resp, resp.Body, 64<<20)
+		if _, werr := w.Write(buf.resp); err == nil {
+			err = werr
+		}
+		return err
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength <= int64(cap(buf.copy)) {
+		n, err := io.ReadFull(resp.Body, buf.copy[:resp.ContentLength])
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(buf.copy[:n])
+		return err
+	}
+	_, err := io.CopyBuffer(w, resp.Body, buf.copy[:cap(buf.copy)])
+	return err
+}
+
+// httpError is an error with its own status code.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// writeError writes err as {"error": "..."} with its status code.
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	var he *httpError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		code = he.code
+	case errors.As(err, &mbe):
+		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrNoModel), errors.Is(err, ErrNoRevision):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrScaledToZero):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, ErrRateLimited):
+		code = http.StatusTooManyRequests
+		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, ErrUnauthenticated):
+		code = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
+	case errors.Is(err, ErrForbidden):
+		code = http.StatusForbidden
+	case errors.Is(err, ErrUpstream):
+		code = http.StatusBadGateway
+	case errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		code = 499 // the client went away; nobody reads this
+	}
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(b)
+}

@@ -26,6 +26,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = runServe(ctx, args[1:], stdout, stderr)
+	case "gateway":
+		err = runGateway(ctx, args[1:], stdout, stderr)
 	case "onnx":
 		err = runONNX(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
@@ -60,6 +62,7 @@ func usage(w io.Writer) {
 
 Usage:
   shoal serve [flags] [MODEL_REPOSITORY | MODEL_FILE]   serve models over the Open Inference Protocol v2
+  shoal gateway -routes FILE [flags]                    route requests to model replicas (docs/gateway.md)
   shoal onnx conformance [-o FILE] [DIR]                run the ONNX conformance suite (docs/onnx.md)
   shoal version                                         print the version
 

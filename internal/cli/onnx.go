@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -40,22 +41,16 @@ func runONNX(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	w := stdout
-	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = f
-	}
-	if err := rep.WriteMarkdown(w); err != nil {
+	var buf bytes.Buffer
+	if err := rep.WriteMarkdown(&buf); err != nil {
 		return err
+	}
+	if *out == "" {
+		_, err = stdout.Write(buf.Bytes())
+	} else {
+		err = os.WriteFile(*out, buf.Bytes(), 0o644)
 	}
 	p, f, u := rep.Counts()
 	fmt.Fprintf(stderr, "onnx conformance: %d passed, %d failed, %d unsupported (%.1f%% of claimed tests pass)\n", p, f, u, 100*rep.PassRate())
-	if *out != "" {
-		return w.(*os.File).Sync()
-	}
-	return nil
+	return err
 }

@@ -7,23 +7,27 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/shoal-ml/shoal/examples"
 	"github.com/shoal-ml/shoal/internal/backend"
+	"github.com/shoal-ml/shoal/internal/backend/httpmodel"
 	"github.com/shoal-ml/shoal/internal/backend/lightgbm"
 	"github.com/shoal-ml/shoal/internal/backend/onnx"
 	"github.com/shoal-ml/shoal/internal/backend/xgboost"
 	"github.com/shoal-ml/shoal/internal/serve"
 )
 
-// Loaders returns the backends built into this binary, by format name.
-func Loaders() map[string]backend.Loader {
+// Loaders returns the backends built into this binary, by format name;
+// those that run processes log their output to log.
+func Loaders(log *slog.Logger) map[string]backend.Loader {
 	return map[string]backend.Loader{
 		"xgboost":  xgboost.Load,
 		"lightgbm": lightgbm.Load,
 		"onnx":     onnx.Load,
+		"http":     httpmodel.Loader(log),
 	}
 }
 
@@ -61,7 +65,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cfg.Logger, cfg.Loaders, cfg.Version = log, Loaders(), version()
+	cfg.Logger, cfg.Loaders, cfg.Version = log, Loaders(log), version()
 	cfg.Repository = fl.Arg(0)
 	if cfg.Repository == "" {
 		dir, err := extractExamples()

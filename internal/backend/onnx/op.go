@@ -165,7 +165,11 @@ func DefaultOps() *OpSet {
 	s, err := NewOpSet(
 		basicOps(),
 		unaryOps(),
+		coreOps(),
 		mathOps(),
+		shapeOps(),
+		reduceOps(),
+		nnOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

@@ -278,3 +278,65 @@ func attrError(format string, args ...any) error {
 func unsupported(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrUnsupported}, args...)...)
 }
+
+// takeIndex sets dst[i] = src[idx[i]].
+func takeIndex[T any](dst, src []T, idx []int64) {
+	for i, j := range idx {
+		dst[i] = src[j]
+	}
+}
+
+// copyIndexed is takeIndex over typed slices dst and src of the same Go
+// type.
+func copyIndexed(dst, src any, idx []int64) {
+	switch d := dst.(type) {
+	case []float32:
+		takeIndex(d, src.([]float32), idx)
+	case []float64:
+		takeIndex(d, src.([]float64), idx)
+	case []int64:
+		takeIndex(d, src.([]int64), idx)
+	case []int32:
+		takeIndex(d, src.([]int32), idx)
+	case []bool:
+		takeIndex(d, src.([]bool), idx)
+	case []uint8:
+		takeIndex(d, src.([]uint8), idx)
+	case []uint16:
+		takeIndex(d, src.([]uint16), idx)
+	case []uint32:
+		takeIndex(d, src.([]uint32), idx)
+	case []uint64:
+		takeIndex(d, src.([]uint64), idx)
+	case []int8:
+		takeIndex(d, src.([]int8), idx)
+	case []int16:
+		takeIndex(d, src.([]int16), idx)
+	case [][]byte:
+		takeIndex(d, src.([][]byte), idx)
+	default:
+		panic(fmt.Sprintf("onnx: copyIndexed of %T", dst))
+	}
+}
+
+// tensorValue checks that v is a tensor and returns it.
+func tensorValue(what string, v *Value) (*tensor.Tensor, error) {
+	if v.Kind != KindTensor {
+		return nil, badInput("%s: want a tensor, got %v", what, v)
+	}
+	return &v.Tensor, nil
+}
+
+// scalarInt returns the single element of an integer tensor.
+func scalarInt(what string, v *Value) (int64, error) {
+	if v.Kind != KindTensor || v.Len() != 1 {
+		return 0, badInput("%s: want one integer, got %v", what, v)
+	}
+	switch d := v.Tensor.Data.(type) {
+	case []int64:
+		return d[0], nil
+	case []int32:
+		return int64(d[0]), nil
+	}
+	return 0, badInput("%s: want an integer, got %v", what, v)
+}

@@ -203,6 +203,10 @@ func (p *product) packB(dst []float32, j0, pc, kb int) {
 		return
 	}
 	// op(B)[q][j] = b[j*ldb+q]: rows of B are columns of op(B).
+	if nr == 16 && cols == 16 {
+		p.packB16T(dst, j0, pc, kb)
+		return
+	}
 	for j := range nr {
 		if j >= cols {
 			for q := range kb {
@@ -258,4 +262,20 @@ func (b *barrier) wait() {
 		b.cond.Wait()
 	}
 	b.mu.Unlock()
+}
+
+// packB16T is packB for a full 16-column panel of a transposed B: it reads
+// 16 rows of B side by side so that each packed row is written once.
+func (p *product) packB16T(dst []float32, j0, pc, kb int) {
+	var rows [16][]float32
+	for j := range rows {
+		rows[j] = p.b[(j0+j)*p.ldb+pc : (j0+j)*p.ldb+pc+kb]
+	}
+	for q := range kb {
+		d := dst[q*16 : q*16+16]
+		d[0], d[1], d[2], d[3] = rows[0][q], rows[1][q], rows[2][q], rows[3][q]
+		d[4], d[5], d[6], d[7] = rows[4][q], rows[5][q], rows[6][q], rows[7][q]
+		d[8], d[9], d[10], d[11] = rows[8][q], rows[9][q], rows[10][q], rows[11][q]
+		d[12], d[13], d[14], d[15] = rows[12][q], rows[13][q], rows[14][q], rows[15][q]
+	}
 }

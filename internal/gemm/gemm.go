@@ -77,6 +77,9 @@ func (cfg Config) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 	if kern == nil {
 		kern = bestKernel
 	}
+	if (m == 1 || n == 1) && cfg.vector(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+		return
+	}
 	workers := cfg.workers(m, n, k)
 	p := productPool.Get().(*product)
 	p.kern, p.transA, p.transB = kern, transA, transB
@@ -94,13 +97,15 @@ const parallelFlops = 96 * 96 * 96
 func (cfg Config) workers(m, n, k int) int {
 	w := cfg.Parallelism
 	if w <= 0 {
-		w = runtime.GOMAXPROCS(0)
+		w = maxProcs()
 	}
 	if w <= 1 || m*n*k < parallelFlops {
 		return 1
 	}
 	return w
 }
+
+func maxProcs() int { return runtime.GOMAXPROCS(0) }
 
 // checkMatrix panics unless a slice of length n can hold a rows×cols
 // row-major matrix with row stride ld.

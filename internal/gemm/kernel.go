@@ -6,15 +6,44 @@ package gemm
 // from k ≥ 1 columns of a packed A panel (a[p*mr+i] = op(A)[i][p]) and k rows
 // of a packed B panel (b[p*nr+j] = op(B)[p][j]); C has row stride ldc. When
 // load is false C is only written, never read.
+//
+// dot and axpy are the vector operations of matrix-vector products (m == 1
+// or n == 1), which skip packing: dot returns sum x[i]*y[i]; axpy sets
+// y[i] += alpha*x[i]; x and y have the same length.
 type kernel struct {
 	name   string
 	mr, nr int
 	fn     func(k int, a, b, c []float32, ldc int, alpha, beta float32, load bool)
+	dot    func(x, y []float32) float32
+	axpy   func(alpha float32, x, y []float32)
 }
 
 // goKernel is the portable micro-kernel: a 4×4 tile, whose 16 accumulators
 // fit in the floating-point registers of arm64 and nearly fit amd64's.
-var goKernel = &kernel{name: "go4x4", mr: 4, nr: 4, fn: kernelGo4x4}
+var goKernel = &kernel{name: "go4x4", mr: 4, nr: 4, fn: kernelGo4x4, dot: dotGo, axpy: axpyGo}
+
+func dotGo(x, y []float32) float32 {
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+3 < len(x); i += 4 {
+		s0 += x[i] * y[i]
+		s1 += x[i+1] * y[i+1]
+		s2 += x[i+2] * y[i+2]
+		s3 += x[i+3] * y[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * y[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func axpyGo(alpha float32, x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += alpha * v
+	}
+}
 
 func kernelGo4x4(k int, a, b, c []float32, ldc int, alpha, beta float32, load bool) {
 	a = a[:4*k]

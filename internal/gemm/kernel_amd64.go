@@ -4,7 +4,7 @@ package gemm
 
 // avx2Kernel is the AVX2+FMA micro-kernel of sgemm_amd64.s: a 6×16 tile held
 // in 12 YMM accumulators.
-var avx2Kernel = &kernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2}
+var avx2Kernel = &kernel{name: "avx2-6x16", mr: 6, nr: 16, fn: kernelAVX2, dot: dotAVX2, axpy: axpyAVX2}
 
 // bestKernel is the fastest kernel this CPU supports, decided once.
 var bestKernel = pickKernel()
@@ -51,6 +51,28 @@ func kernelAVX2(k int, a, b, c []float32, ldc int, alpha, beta float32, load boo
 //
 //go:noescape
 func sgemm6x16(k int, a, b, c *float32, ldc int, alpha, beta float32, load bool)
+
+func dotAVX2(x, y []float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
+	_ = y[len(x)-1]
+	return sdot(len(x), &x[0], &y[0])
+}
+
+func axpyAVX2(alpha float32, x, y []float32) {
+	if len(x) == 0 {
+		return
+	}
+	_ = y[len(x)-1]
+	saxpy(len(x), alpha, &x[0], &y[0])
+}
+
+//go:noescape
+func sdot(n int, x, y *float32) float32
+
+//go:noescape
+func saxpy(n int, alpha float32, x, y *float32)
 
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 

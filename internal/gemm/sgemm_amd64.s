@@ -240,3 +240,118 @@ TEXT ·xgetbv(SB), NOSPLIT, $0-8
 	MOVL AX, eax+0(FP)
 	MOVL DX, edx+4(FP)
 	RET
+
+// func sdot(n int, x, y *float32) float32
+//
+// Returns sum x[i]*y[i] for i < n, n >= 0, in four 8-wide accumulators.
+TEXT ·sdot(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ CX, BX
+	SHRQ $5, BX
+	ANDQ $31, CX
+	TESTQ BX, BX
+	JZ dottail8
+dotloop32:
+	VMOVUPS 0(SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VFMADD231PS 0(DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $128, SI
+	ADDQ $128, DI
+	DECQ BX
+	JNZ dotloop32
+dottail8:
+	CMPQ CX, $8
+	JLT dotreduce
+	VMOVUPS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP dottail8
+dotreduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	TESTQ CX, CX
+	JZ dotdone
+dottail1:
+	VMOVSS (SI), X4
+	VFMADD231SS (DI), X4, X0
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JNZ dottail1
+dotdone:
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func saxpy(n int, alpha float32, x, y *float32)
+//
+// y[i] += alpha*x[i] for i < n, n >= 0.
+TEXT ·saxpy(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	VBROADCASTSS alpha+8(FP), Y15
+	MOVQ x+16(FP), SI
+	MOVQ y+24(FP), DI
+	MOVQ CX, BX
+	SHRQ $5, BX
+	ANDQ $31, CX
+	TESTQ BX, BX
+	JZ axpytail8
+axpyloop32:
+	VMOVUPS 0(DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VFMADD231PS 0(SI), Y15, Y0
+	VFMADD231PS 32(SI), Y15, Y1
+	VFMADD231PS 64(SI), Y15, Y2
+	VFMADD231PS 96(SI), Y15, Y3
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	DECQ BX
+	JNZ axpyloop32
+axpytail8:
+	CMPQ CX, $8
+	JLT axpytail
+	VMOVUPS (DI), Y0
+	VFMADD231PS (SI), Y15, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP axpytail8
+axpytail:
+	TESTQ CX, CX
+	JZ axpydone
+axpytail1:
+	VMOVSS (DI), X0
+	VFMADD231SS (SI), X15, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JNZ axpytail1
+axpydone:
+	VZEROUPPER
+	RET

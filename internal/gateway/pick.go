@@ -103,17 +103,23 @@ func (g *Gateway) pick(ctx context.Context, rt routing, exclude *replica) (*targ
 		}
 		var b *balance.Replica
 		var release func()
-		for try := 0; try < 3; try++ {
-			if sticky {
-				b, release = balance.Hash(avail, key>>1^uint64(try))
-			} else {
-				b, release = m.policy(avail, rnd())
+		if sticky {
+			b, release = balance.Hash(avail, key>>1)
+		} else {
+			b, release = m.policy(avail, rnd())
+		}
+		if b != nil && exclude != nil && b == exclude.b && len(avail) > 1 {
+			// A retry: prefer any other replica.
+			others := make([]*balance.Replica, 0, len(avail)-1)
+			for _, o := range avail {
+				if o != b {
+					others = append(others, o)
+				}
 			}
-			if b == nil || exclude == nil || b != exclude.b || len(avail) == 1 {
-				break
+			if b2, rel2 := balance.LeastRequest(others, rnd()); b2 != nil {
+				release()
+				b, release = b2, rel2
 			}
-			release()
-			b = nil
 		}
 		if b != nil {
 			return &target{m: m, rev: rev, r: rev.byB[b], release: release}, nil

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net/http"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-ml/shoal/internal/oip"
@@ -61,6 +63,8 @@ func grpcError(err error) error {
 		code = codes.Unavailable
 	case 504:
 		code = codes.DeadlineExceeded
+	case 429:
+		code = codes.ResourceExhausted
 	case 499:
 		code = codes.Canceled
 	}
@@ -115,6 +119,10 @@ func (g *grpcService) ModelInfer(ctx context.Context, r *inferencepb.ModelInferR
 	}
 	resp, err := g.s.Infer(ctx, req)
 	if err != nil {
+		if statusOf(err) == http.StatusTooManyRequests {
+			// Best effort: the status says enough without it.
+			_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", retryAfter(err)))
+		}
 		return nil, grpcError(err)
 	}
 	out := &inferencepb.ModelInferResponse{

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/shoal-ml/shoal/internal/backend"
+	"github.com/shoal-ml/shoal/internal/batch"
 	"github.com/shoal-ml/shoal/internal/oip"
 	"github.com/shoal-ml/shoal/internal/tensor"
 )
@@ -80,6 +81,8 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrTimeout):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, batch.ErrQueueFull), errors.Is(err, batch.ErrDeadline):
+		return http.StatusTooManyRequests
 	case errors.Is(err, errLoadFailed), isClientError(err):
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled):
@@ -94,7 +97,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	}
 	if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfter(err))
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-ml/shoal/internal/backend"
+	"github.com/shoal-ml/shoal/internal/batch"
 	"github.com/shoal-ml/shoal/internal/oip"
 	"github.com/shoal-ml/shoal/internal/tensor"
 )
@@ -36,6 +37,8 @@ func (s *Server) Infer(ctx context.Context, req *oip.InferRequest) (*oip.InferRe
 		vm.total.Observe(time.Since(start).Seconds())
 	case isClientError(err):
 		vm.clientError.Inc()
+	case errors.Is(err, batch.ErrQueueFull), errors.Is(err, batch.ErrDeadline):
+		vm.overloaded.Inc()
 	default:
 		vm.serverError.Inc()
 	}
@@ -54,6 +57,13 @@ func (s *Server) infer(ctx context.Context, v *version, req *oip.InferRequest, s
 	want, err := v.selectOutputs(req)
 	if err != nil {
 		return nil, err
+	}
+	if v.batcher != nil && v.batchable(req.Inputs) {
+		outs, err := s.inferBatched(ctx, v, req, start)
+		if err != nil {
+			return nil, err
+		}
+		return v.response(req, want, outs)
 	}
 	timeout, err := requestTimeout(req.Parameters, s.cfg.DefaultTimeout)
 	if err != nil {
@@ -82,6 +92,11 @@ func (s *Server) infer(ctx context.Context, v *version, req *oip.InferRequest, s
 	if err != nil {
 		return nil, err
 	}
+	return v.response(req, want, outs)
+}
+
+// response picks the requested outputs.
+func (v *version) response(req *oip.InferRequest, want []wantOutput, outs []*tensor.Tensor) (*oip.InferResponse, error) {
 	if len(outs) != len(v.sig.Outputs) {
 		return nil, fmt.Errorf("model %q returned %d outputs, its signature has %d", v.name, len(outs), len(v.sig.Outputs))
 	}

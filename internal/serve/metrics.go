@@ -17,6 +17,7 @@ type metrics struct {
 	inflight    *prometheus.GaugeVec
 	batchSize   *prometheus.HistogramVec
 	loadSeconds *prometheus.GaugeVec
+	rejections  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -25,7 +26,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_inference_requests_total",
-			Help: "Inference requests by model, version and outcome (success, client_error, server_error).",
+			Help: "Inference requests by model, version and outcome (success, client_error, server_error, rejected: 429 from a batching model).",
 		}, []string{"model", "version", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "shoal_inference_duration_seconds",
@@ -41,12 +42,16 @@ func newMetrics() *metrics {
 			Help:    "Rows per backend execution.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}, []string{"model", "version"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_batch_rejections_total",
+			Help: "Requests a batching model rejected at once (429) by reason: queue_full, queue_delay (it would wait longer than max_queue_delay), deadline.",
+		}, []string{"model", "version", "reason"}),
 		loadSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shoal_model_load_seconds",
 			Help: "Time the last load of a model version took.",
 		}, []string{"model", "version"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.inflight, m.batchSize, m.loadSeconds,
+	m.reg.MustRegister(m.requests, m.latency, m.inflight, m.batchSize, m.loadSeconds, m.rejections,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -59,9 +64,11 @@ func (m *metrics) handler() http.Handler {
 // load so that the request path does no label lookups.
 type versionMetrics struct {
 	success, clientError, serverError prometheus.Counter
+	overloaded                        prometheus.Counter // outcome "rejected": 429 from the batcher
 	queue, compute, total             prometheus.Observer
 	batch                             prometheus.Observer
 	inflight                          prometheus.Gauge
+	rejected                          *prometheus.CounterVec // by reason
 }
 
 func (m *metrics) forVersion(name, version string) *versionMetrics {
@@ -69,10 +76,12 @@ func (m *metrics) forVersion(name, version string) *versionMetrics {
 		success:     m.requests.WithLabelValues(name, version, "success"),
 		clientError: m.requests.WithLabelValues(name, version, "client_error"),
 		serverError: m.requests.WithLabelValues(name, version, "server_error"),
+		overloaded:  m.requests.WithLabelValues(name, version, "rejected"),
 		queue:       m.latency.WithLabelValues(name, version, "queue"),
 		compute:     m.latency.WithLabelValues(name, version, "compute"),
 		total:       m.latency.WithLabelValues(name, version, "total"),
 		batch:       m.batchSize.WithLabelValues(name, version),
 		inflight:    m.inflight.WithLabelValues(name),
+		rejected:    m.rejections.MustCurryWith(prometheus.Labels{"model": name, "version": version}),
 	}
 }

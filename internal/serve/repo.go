@@ -36,6 +36,10 @@ type ModelConfig struct {
 	// MaxConcurrency bounds concurrent executions of one version; requests
 	// beyond it wait (counted as queue time). Zero means unbounded.
 	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// Batching, when set, batches requests across clients; see
+	// BatchingConfig. Nil means no batching. A version's model.yaml that
+	// sets it replaces the model's whole block.
+	Batching *BatchingConfig `json:"batching,omitempty"`
 	// Parameters are passed to the backend as they are.
 	Parameters map[string]string `json:"parameters,omitempty"`
 }
@@ -133,9 +137,10 @@ func scanRepository(path string) (map[string]modelSource, error) {
 
 // versionPlan is one version to load.
 type versionPlan struct {
-	version int64
-	cfg     backend.Config
-	limit   int
+	version  int64
+	cfg      backend.Config
+	limit    int
+	batching *BatchingConfig
 }
 
 // plan reads a model's configuration and returns the versions to load, by
@@ -186,7 +191,7 @@ func (src modelSource) plan() ([]versionPlan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("version %d: %w", v, err)
 		}
-		out = append(out, versionPlan{version: v, cfg: cfg, limit: mc.MaxConcurrency})
+		out = append(out, versionPlan{version: v, cfg: cfg, limit: mc.MaxConcurrency, batching: mc.Batching})
 	}
 	return out, nil
 }
@@ -231,6 +236,14 @@ func readModelConfig(path string, base ModelConfig) (ModelConfig, error) {
 	}
 	if mc.Parameters == nil {
 		mc.Parameters = base.Parameters
+	}
+	if mc.Batching == nil {
+		mc.Batching = base.Batching
+	}
+	if mc.Batching != nil {
+		if err := mc.Batching.validate(); err != nil {
+			return base, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		}
 	}
 	return mc, nil
 }

@@ -2,8 +2,8 @@
 // repository through backend loaders, keeps their versions, runs inference
 // requests against them, and answers the Open Inference Protocol v2 over
 // REST and gRPC (plus the KServe V1 and founding /predict paths). It does no
-// routing between replicas (that is the gateway) and no batching across
-// requests (that is package batch).
+// routing between replicas (that is the gateway); batching across requests
+// is package batch's, wired in here per model by model.yaml.
 package serve
 
 import (
@@ -81,7 +81,8 @@ type version struct {
 	sig      backend.Signature
 	inputs   map[string]int // input name -> index in sig.Inputs
 	outputs  map[string]int
-	sem      chan struct{} // bounds concurrent executions; nil = unbounded
+	sem      chan struct{}   // bounds concurrent executions; nil = unbounded
+	batcher  *versionBatcher // nil: no batching
 	metrics  *versionMetrics
 	inflight sync.WaitGroup
 }
@@ -228,10 +229,17 @@ func (s *Server) loadVersion(ctx context.Context, p versionPlan) (*version, erro
 	for i, t := range sig.Outputs {
 		v.outputs[t.Name] = i
 	}
-	if p.limit > 0 {
+	v.metrics = s.metrics.forVersion(v.name, v.label)
+	switch {
+	case p.batching != nil:
+		// The batcher bounds the concurrent executions itself.
+		if v.batcher, err = s.newBatcher(v, p.batching, p.limit); err != nil {
+			s.closeVersion(v)
+			return nil, err
+		}
+	case p.limit > 0:
 		v.sem = make(chan struct{}, p.limit)
 	}
-	v.metrics = s.metrics.forVersion(v.name, v.label)
 	s.metrics.loadSeconds.WithLabelValues(v.name, v.label).Set(time.Since(start).Seconds())
 	return v, nil
 }
@@ -299,6 +307,9 @@ func (s *Server) drain(v *version) {
 }
 
 func (s *Server) closeVersion(v *version) {
+	if v.batcher != nil {
+		v.batcher.close()
+	}
 	if c, ok := v.m.(backend.Closer); ok {
 		if err := c.Close(); err != nil {
 			s.log.Warn("model close", "model", v.name, "version", v.num, "err", err)

@@ -1,0 +1,231 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/shoal-ml/shoal/internal/backend"
+	"github.com/shoal-ml/shoal/internal/batch"
+	"github.com/shoal-ml/shoal/internal/oip"
+	"github.com/shoal-ml/shoal/internal/tensor"
+)
+
+// BatchingConfig turns on dynamic batching for a model (model.yaml
+// "batching"); see package batch and docs/batching.md. Only models whose
+// backend declares backend.Batching.Concat can batch: setting it for any
+// other fails the load.
+type BatchingConfig struct {
+	// MaxBatchSize is the most rows one backend call gets; a request's rows
+	// count toward it. Required, at least 1. A larger request runs alone,
+	// or is split if the backend declares backend.Batching.Split.
+	MaxBatchSize int `json:"max_batch_size"`
+	// MaxQueueDelay is how long a request may wait for others while the
+	// backend is free. Zero means no waiting.
+	MaxQueueDelay Duration `json:"max_queue_delay,omitempty"`
+	// PreferredBatchSizes are row counts to favour; empty means none.
+	PreferredBatchSizes []int `json:"preferred_batch_sizes,omitempty"`
+	// MaxQueueSize bounds the rows waiting. Zero means 4 * max_batch_size
+	// * the concurrent executions (max_concurrency, 1 when unset).
+	MaxQueueSize int `json:"max_queue_size,omitempty"`
+	// DefaultTimeout is the deadline of a request that sets no "timeout"
+	// parameter. Zero means the server's default (Config.DefaultTimeout).
+	DefaultTimeout Duration `json:"default_timeout,omitempty"`
+	// PriorityLevels is how many values the request parameter "priority"
+	// may take: 1 (served first) to PriorityLevels; a request without it
+	// gets the lowest. Zero means 1.
+	PriorityLevels int `json:"priority_levels,omitempty"`
+}
+
+func (c *BatchingConfig) validate() error {
+	switch {
+	case c.MaxBatchSize < 1:
+		return fmt.Errorf("batching.max_batch_size must be at least 1, got %d", c.MaxBatchSize)
+	case c.MaxQueueDelay < 0 || c.DefaultTimeout < 0:
+		return errors.New("batching: durations must not be negative")
+	case c.MaxQueueSize < 0 || c.PriorityLevels < 0:
+		return errors.New("batching: max_queue_size and priority_levels must not be negative")
+	case c.MaxQueueSize > 0 && c.MaxQueueSize < c.MaxBatchSize:
+		return fmt.Errorf("batching.max_queue_size %d is below max_batch_size %d", c.MaxQueueSize, c.MaxBatchSize)
+	}
+	for _, p := range c.PreferredBatchSizes {
+		if p < 1 || p > c.MaxBatchSize {
+			return fmt.Errorf("batching.preferred_batch_sizes: %d is not in [1, max_batch_size]", p)
+		}
+	}
+	return nil
+}
+
+// Duration is a time.Duration written in model.yaml as a Go duration
+// string ("2ms", "1.5s").
+type Duration time.Duration
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration such as \"2ms\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// versionBatcher is the batching state of one version.
+type versionBatcher struct {
+	b              *batch.Batcher
+	defaultTimeout time.Duration
+	levels         int
+	stop           context.CancelFunc
+	done           chan struct{}
+}
+
+// newBatcher starts batching for v, or returns an error when the model
+// cannot batch.
+func (s *Server) newBatcher(v *version, bc *BatchingConfig, executions int) (*versionBatcher, error) {
+	bm, ok := v.m.(backend.Batcher)
+	if !ok || !bm.Batching().Concat {
+		return nil, fmt.Errorf("%w: batching is set, but the %s backend does not declare that it can batch", ErrBadConfig, v.format)
+	}
+	for _, t := range v.sig.Inputs {
+		if t.DType == tensor.Invalid || len(t.Shape) == 0 || t.Shape[0] != -1 || slices.Contains(t.Shape[1:], -1) {
+			return nil, fmt.Errorf("%w: batching needs every input typed, with a dynamic first dimension only; %q is %s%v", ErrBadConfig, t.Name, t.DType, t.Shape)
+		}
+	}
+	for _, t := range v.sig.Outputs {
+		if len(t.Shape) == 0 || t.Shape[0] != -1 {
+			return nil, fmt.Errorf("%w: batching needs every output with a dynamic first dimension; %q is %v", ErrBadConfig, t.Name, t.Shape)
+		}
+	}
+	vm := v.metrics
+	b, err := batch.New(batch.Config{
+		Policy: batch.Policy{
+			MaxBatchSize:        bc.MaxBatchSize,
+			MaxQueueDelay:       time.Duration(bc.MaxQueueDelay),
+			PreferredBatchSizes: bc.PreferredBatchSizes,
+			MaxQueueSize:        bc.MaxQueueSize,
+			Executions:          executions,
+		},
+		PriorityLevels: bc.PriorityLevels,
+		Split:          bm.Batching().Split,
+		OnBatch: func(rows int, took time.Duration) {
+			vm.batch.Observe(float64(rows))
+		},
+	}, v.m.Infer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	vb := &versionBatcher{b: b, defaultTimeout: time.Duration(bc.DefaultTimeout), levels: max(bc.PriorityLevels, 1), stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(vb.done)
+		b.Run(ctx)
+	}()
+	return vb, nil
+}
+
+// close stops the batcher and waits for its executions.
+func (vb *versionBatcher) close() {
+	vb.stop()
+	<-vb.done
+}
+
+// batchable reports whether a request's inputs can join a batch: their
+// types and trailing dimensions are fixed by the signature (checkInputs has
+// checked them), and they share a first dimension of at least 1 row.
+// Others run alone, as without batching.
+func (v *version) batchable(in []*tensor.Tensor) bool {
+	_, err := batch.Rows(in)
+	return err == nil
+}
+
+// inferBatched runs a checked request through the version's batcher.
+func (s *Server) inferBatched(ctx context.Context, v *version, req *oip.InferRequest, start time.Time) ([]*tensor.Tensor, error) {
+	vb := v.batcher
+	def := s.cfg.DefaultTimeout
+	if vb.defaultTimeout > 0 {
+		def = vb.defaultTimeout
+	}
+	timeout, err := requestTimeout(req.Parameters, def)
+	if err != nil {
+		return nil, err
+	}
+	prio, err := requestPriority(req.Parameters, vb.levels)
+	if err != nil {
+		return nil, err
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	// In signature order, so that every request of a batch lists its
+	// inputs alike.
+	in := make([]*tensor.Tensor, len(v.sig.Inputs))
+	for _, t := range req.Inputs {
+		in[v.inputs[t.Name]] = t
+	}
+	res, err := vb.b.Do(ctx, batch.Request{Inputs: in, Priority: prio})
+	var rej *batch.RejectError
+	switch {
+	case errors.As(err, &rej):
+		v.metrics.rejected.WithLabelValues(rej.Reason.String()).Inc()
+		return nil, err
+	case errors.Is(err, batch.ErrClosed):
+		return nil, fmt.Errorf("%w: %q version %s is unloading", ErrModelNotReady, v.name, v.label)
+	case err != nil && ctx.Err() != nil:
+		return nil, ctxErr(ctx)
+	case err != nil:
+		return nil, err
+	}
+	v.metrics.queue.Observe(time.Since(start).Seconds() - res.Compute.Seconds())
+	v.metrics.compute.Observe(res.Compute.Seconds())
+	return res.Outputs, nil
+}
+
+// requestPriority reads the "priority" parameter: 1 to levels, 0 or absent
+// for the lowest.
+func requestPriority(params map[string]any, levels int) (int, error) {
+	raw, ok := params["priority"]
+	if !ok {
+		return 0, nil
+	}
+	var p float64
+	switch t := raw.(type) {
+	case float64:
+		p = t
+	case int64:
+		p = float64(t)
+	case uint64:
+		p = float64(t)
+	default:
+		return 0, fmt.Errorf("%w: parameter priority must be an integer, got %v", oip.ErrBadRequest, raw)
+	}
+	if p != math.Trunc(p) || p < 0 || p > float64(levels) {
+		return 0, fmt.Errorf("%w: parameter priority must be an integer from 1 to %d (0: the lowest), got %v", oip.ErrBadRequest, levels, raw)
+	}
+	return int(p), nil
+}
+
+// retryAfter returns the Retry-After value for a rejection: whole seconds,
+// at least 1.
+func retryAfter(err error) string {
+	var rej *batch.RejectError
+	if errors.As(err, &rej) {
+		return strconv.Itoa(max(1, int(math.Ceil(rej.RetryAfter.Seconds()))))
+	}
+	return "1"
+}

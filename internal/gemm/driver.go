@@ -1,6 +1,10 @@
 package gemm
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
 
 // Cache blocking, in elements. One packed B micro-panel (kcBlock×nr) stays in
 // L1 while the kernel sweeps it over mcBlock rows of packed A, which stay in
@@ -47,7 +51,8 @@ func (p *product) run(workers int) {
 	if workers == 1 {
 		p.work(0, 1)
 	} else {
-		p.bar.n = workers
+		p.bar.n = int32(workers)
+		p.bar.cond.L = &p.bar.mu
 		var wg sync.WaitGroup
 		wg.Add(workers - 1)
 		for w := 1; w < workers; w++ {
@@ -100,8 +105,8 @@ func (p *product) work(w, workers int) {
 				beta = 1
 			}
 			p.compute(i0, i1, j0, j1, jc, kb, beta, tmp)
-			if workers > 1 {
-				p.bar.wait()
+			if workers > 1 && (pc+kcBlock < p.k || jc+ncBlock < p.n) {
+				p.bar.wait() // the next block reuses the buffers
 			}
 		}
 	}
@@ -236,29 +241,42 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 func roundUp(a, b int) int { return ceilDiv(a, b) * b }
 
-// barrier blocks goroutines until all n have called wait; reusable.
+// barrier blocks goroutines until all n have called wait; reusable. A
+// waiter spins briefly before it sleeps: the goroutines of one product reach
+// the barrier within microseconds of each other, and waking a sleeping
+// goroutine costs about as long as a small product.
 type barrier struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	n, in   int
-	release uint64
+	n       int32
+	in      atomic.Int32
+	release atomic.Uint32
+
+	mu   sync.Mutex
+	cond sync.Cond
 }
 
+// barrierSpins bounds the spinning of barrier.wait, about 10-20µs.
+const barrierSpins = 2000
+
 func (b *barrier) wait() {
-	b.mu.Lock()
-	if b.cond == nil {
-		b.cond = sync.NewCond(&b.mu)
-	}
-	gen := b.release
-	b.in++
-	if b.in == b.n {
-		b.in = 0
-		b.release++
+	gen := b.release.Load()
+	if b.in.Add(1) == b.n {
+		b.in.Store(0)
+		b.mu.Lock()
+		b.release.Add(1)
 		b.cond.Broadcast()
 		b.mu.Unlock()
 		return
 	}
-	for gen == b.release {
+	for i := 0; i < barrierSpins; i++ {
+		if b.release.Load() != gen {
+			return
+		}
+		if i%64 == 63 {
+			runtime.Gosched()
+		}
+	}
+	b.mu.Lock()
+	for b.release.Load() == gen {
 		b.cond.Wait()
 	}
 	b.mu.Unlock()

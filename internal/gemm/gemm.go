@@ -90,9 +90,11 @@ func (cfg Config) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 }
 
 // parallelFlops is the product size (m*n*k multiply-adds) from which Sgemm
-// splits the work across goroutines: below it, starting and synchronising
-// goroutines costs more than it saves.
-const parallelFlops = 96 * 96 * 96
+// splits the work across goroutines: below it (about 50µs of one core with
+// AVX2) waking and synchronising goroutines costs more than it saves, all
+// the more on a loaded machine. Measured on a shared 2-core machine, where a
+// 128³ product ran faster on one goroutine than on two.
+const parallelFlops = 160 * 160 * 160
 
 func (cfg Config) workers(m, n, k int) int {
 	w := cfg.Parallelism

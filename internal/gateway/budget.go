@@ -8,25 +8,26 @@ import (
 // budget is a retry budget: every request deposits ratio of a retry, and
 // time deposits minPerSec retries per second; a retry spends one. The
 // balance is capped so that a long calm cannot pay for a retry storm. It
-// is safe for concurrent use. Time comes from the caller.
+// counts in thousandths of a retry. It is safe for concurrent use; time
+// comes from the caller.
 type budget struct {
-	ratio, minPerSec, cap float64
+	perRequest, perSecond, cap int64
 
 	mu      sync.Mutex
-	balance float64
+	balance int64
 	last    time.Time
 }
 
 func newBudget(ratio, minPerSec float64) *budget {
-	c := max(10, minPerSec*10)
-	return &budget{ratio: ratio, minPerSec: minPerSec, cap: c, balance: c}
+	c := int64(max(10, minPerSec*10) * 1000)
+	return &budget{perRequest: int64(ratio * 1000), perSecond: int64(minPerSec * 1000), cap: c, balance: c}
 }
 
 // request records one live request at now.
 func (b *budget) request(now time.Time) {
 	b.mu.Lock()
 	b.refill(now)
-	b.balance = min(b.cap, b.balance+b.ratio)
+	b.balance = min(b.cap, b.balance+b.perRequest)
 	b.mu.Unlock()
 }
 
@@ -35,16 +36,17 @@ func (b *budget) retry(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refill(now)
-	if b.balance < 1 {
+	if b.balance < 1000 {
 		return false
 	}
-	b.balance--
+	b.balance -= 1000
 	return true
 }
 
 func (b *budget) refill(now time.Time) {
 	if !b.last.IsZero() && now.After(b.last) {
-		b.balance = min(b.cap, b.balance+now.Sub(b.last).Seconds()*b.minPerSec)
+		d := min(now.Sub(b.last), time.Hour) // no overflow; the cap is reached long before
+		b.balance = min(b.cap, b.balance+int64(d)*b.perSecond/int64(time.Second))
 	}
 	if now.After(b.last) {
 		b.last = now

@@ -42,6 +42,11 @@ func BenchmarkSgemmVariants(b *testing.B) {
 			benchSgemm(b, bc.cfg, bc.transA, bc.transB, bc.m, bc.n, bc.k)
 		})
 	}
+	for _, kern := range kernels()[1:] { // the pure-Go one is above
+		b.Run(fmt.Sprintf("%s/serial/n=512", kern.name), func(b *testing.B) {
+			benchSgemm(b, Config{Parallelism: 1, kern: kern}, false, false, 512, 512, 512)
+		})
+	}
 }
 
 func benchSgemm(b *testing.B, cfg Config, transA, transB bool, m, n, k int) {

@@ -10,11 +10,12 @@ import (
 // L1 while the kernel sweeps it over mcBlock rows of packed A, which stay in
 // L2; one packed B block (kcBlock×ncBlock) is shared by all goroutines. For
 // the 6×16 AVX2 kernel that is 16 KiB of B, 144 KiB of A and at most 4 MiB of
-// shared B, sized for 32-48 KiB L1d and 512 KiB-1 MiB L2 per core.
+// shared B, sized for 32-48 KiB L1d and 512 KiB-1 MiB L2 per core; for the
+// 12×32 AVX-512 kernel, 32 KiB of B and the same A.
 const (
 	kcBlock = 256
 	mcBlock = 144  // a multiple of every kernel's mr
-	ncBlock = 4080 // a multiple of every kernel's nr
+	ncBlock = 4096 // a multiple of every kernel's nr
 )
 
 // product is one Sgemm call in flight, shared by its goroutines.
@@ -178,6 +179,10 @@ func (p *product) packA(dst []float32, i0, pc, kb int) {
 		}
 		return
 	}
+	if rows == 12 && mr == 12 {
+		p.packA12(dst, i0, pc, kb)
+		return
+	}
 	for i := range mr {
 		if i >= rows {
 			for q := range kb {
@@ -295,5 +300,20 @@ func (p *product) packB16T(dst []float32, j0, pc, kb int) {
 		d[4], d[5], d[6], d[7] = rows[4][q], rows[5][q], rows[6][q], rows[7][q]
 		d[8], d[9], d[10], d[11] = rows[8][q], rows[9][q], rows[10][q], rows[11][q]
 		d[12], d[13], d[14], d[15] = rows[12][q], rows[13][q], rows[14][q], rows[15][q]
+	}
+}
+
+// packA12 is packA for a full 12-row panel of an untransposed A: it reads
+// 12 rows of A side by side so that each packed column is written once.
+func (p *product) packA12(dst []float32, i0, pc, kb int) {
+	var rows [12][]float32
+	for i := range rows {
+		rows[i] = p.a[(i0+i)*p.lda+pc : (i0+i)*p.lda+pc+kb]
+	}
+	for q := range kb {
+		d := dst[q*12 : q*12+12]
+		d[0], d[1], d[2], d[3] = rows[0][q], rows[1][q], rows[2][q], rows[3][q]
+		d[4], d[5], d[6], d[7] = rows[4][q], rows[5][q], rows[6][q], rows[7][q]
+		d[8], d[9], d[10], d[11] = rows[8][q], rows[9][q], rows[10][q], rows[11][q]
 	}
 }

@@ -1,7 +1,12 @@
 package onnx
 
-// nnOps are the neural-network operators: convolutions, pooling,
-// normalizations, activations, resizing and padding.
+// nnOps are the neural-network operators: activations, convolutions,
+// pooling, normalizations, resizing, padding and the other tensor
+// transforms models built with deep-learning frameworks use.
 func nnOps() []Op {
-	return nil
+	var ops []Op
+	for _, l := range [][]Op{activationOps(), convOps(), poolOps()} {
+		ops = append(ops, l...)
+	}
+	return ops
 }

@@ -1,0 +1,94 @@
+package onnx
+
+import (
+	"math"
+	"testing"
+)
+
+// closeTo reports whether got and want agree within ONNX's tolerances.
+func closeTo(got, want []float32) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if math.Abs(float64(got[i]-want[i])) > 1e-5+1e-3*math.Abs(float64(want[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNNOps(t *testing.T) {
+	img := f32([]int64{1, 1, 3, 3}, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+	tests := []struct {
+		name      string
+		op        string
+		version   int64
+		attrs     *Attrs
+		in        []*Value
+		wantShape []int64
+		want      []float32
+	}{
+		{"leaky relu", "LeakyRelu", 16, attrs(floatAttr("alpha", 0.1)), []*Value{f32([]int64{2}, -10, 3)}, []int64{2}, []float32{-1, 3}},
+		{"gelu tanh", "Gelu", 20, attrs(stringAttr("approximate", "tanh")), []*Value{f32([]int64{2}, 0, 1)}, []int64{2}, []float32{0, 0.841192}},
+		{"prelu channel slope", "PRelu", 16, nil, []*Value{f32([]int64{2, 2}, -1, -1, 2, -2), f32([]int64{2}, 0.5, 2)},
+			[]int64{2, 2}, []float32{-0.5, -2, 2, -4}},
+		{"hardmax opset 13", "Hardmax", 13, nil, []*Value{f32([]int64{2, 2}, 1, 3, 5, 2)}, []int64{2, 2}, []float32{0, 1, 1, 0}},
+		{"conv same upper stride 2", "Conv", 11, attrs(stringAttr("auto_pad", "SAME_UPPER"), intsAttr("strides", 2, 2)),
+			[]*Value{img, f32([]int64{1, 1, 2, 2}, 1, 1, 1, 1)}, []int64{1, 1, 2, 2}, []float32{12, 9, 15, 9}},
+		{"conv groups with bias", "Conv", 11, attrs(intAttr("group", 2)),
+			[]*Value{f32([]int64{1, 2, 1, 2}, 1, 2, 3, 4), f32([]int64{2, 1, 1, 1}, 10, 100), f32([]int64{2}, 1, 2)},
+			[]int64{1, 2, 1, 2}, []float32{11, 21, 302, 402}},
+		{"conv transpose stride 2", "ConvTranspose", 11, attrs(intsAttr("strides", 2)),
+			[]*Value{f32([]int64{1, 1, 2}, 1, 2), f32([]int64{1, 1, 2}, 1, 10)}, []int64{1, 1, 4}, []float32{1, 10, 2, 20}},
+		{"max pool ceil", "MaxPool", 12, attrs(intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2), intAttr("ceil_mode", 1)),
+			[]*Value{img}, []int64{1, 1, 2, 2}, []float32{5, 6, 8, 9}},
+		{"average pool pads excluded", "AveragePool", 11, attrs(intsAttr("kernel_shape", 2, 2), intsAttr("pads", 1, 1, 0, 0)),
+			[]*Value{img}, []int64{1, 1, 3, 3}, []float32{1, 1.5, 2.5, 2.5, 3, 4, 5.5, 6, 7}},
+		{"average pool pads included", "AveragePool", 11, attrs(intsAttr("kernel_shape", 2, 2), intsAttr("pads", 1, 1, 0, 0), intAttr("count_include_pad", 1)),
+			[]*Value{img}, []int64{1, 1, 3, 3}, []float32{0.25, 0.75, 1.25, 1.25, 3, 4, 2.75, 6, 7}},
+		{"global average", "GlobalAveragePool", 1, nil, []*Value{img}, []int64{1, 1, 1, 1}, []float32{5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, tt.op, tt.version, tt.attrs, tt.in...)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.op, err)
+			}
+			if len(got.Tensor.Shape) != len(tt.wantShape) || numel(got.Tensor.Shape) != numel(tt.wantShape) || !closeTo(got.Float32s(), tt.want) {
+				t.Errorf("%s = %v %v, want %v %v", tt.op, got.Tensor.Shape, got.Float32s(), tt.wantShape, tt.want)
+			}
+		})
+	}
+}
+
+func TestConvSteadyStateAllocs(t *testing.T) {
+	op, _ := DefaultOps().Lookup(DomainONNX, "Conv", 11)
+	k, err := op.New(&Node{Version: 11, Attrs: attrs(intsAttr("pads", 1, 1, 1, 1)), NumInputs: 2, NumOutputs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []*Value{f32([]int64{1, 3, 8, 8}, make([]float32, 192)...), f32([]int64{4, 3, 3, 3}, make([]float32, 108)...)}
+	tmp, out := new(Scratch), []*Value{new(Value)}
+	allocs := testing.AllocsPerRun(20, func() {
+		if err := k(tmp, in, out); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Conv allocates %v times per run, want 0", allocs)
+	}
+}
+
+func BenchmarkConv3x3(b *testing.B) {
+	op, _ := DefaultOps().Lookup(DomainONNX, "Conv", 11)
+	k, _ := op.New(&Node{Version: 11, Attrs: attrs(intsAttr("pads", 1, 1, 1, 1)), NumInputs: 2, NumOutputs: 1})
+	in := []*Value{f32([]int64{1, 64, 56, 56}, make([]float32, 64*56*56)...), f32([]int64{64, 64, 3, 3}, make([]float32, 64*64*9)...)}
+	tmp, out := new(Scratch), []*Value{new(Value)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := k(tmp, in, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -8,7 +8,10 @@
 #   numpy   float32 `a @ b` in /usr/bin/python3 (Debian python3-numpy, which
 #           calls OpenBLAS), with OpenBLAS's default thread count
 #   shoal   BenchmarkSgemm of internal/gemm, gemm.Sgemm with the zero Config
-#           (GOMAXPROCS goroutines)
+#           (GOMAXPROCS goroutines, the best kernel: AVX-512 where present)
+#   shoal AVX2  BenchmarkSgemmKernel/avx2-6x16, the same with the AVX2
+#           kernel forced: the like-for-like comparison when OpenBLAS runs
+#           its AVX2 (Haswell) kernels
 #
 # both counting 2*n^3 floating-point operations per product. To spread the
 # noise of a shared machine over both, it alternates them for ROUNDS rounds;
@@ -79,9 +82,15 @@ PY
 go_round() {
 	local re
 	re=$(echo "$SIZES" | sed 's/ \+/|/g')
-	"$tmp/gemm.test" -test.run '^$' -test.bench "^BenchmarkSgemm\$/^n=($re)\$" \
-		-test.benchtime "$BENCHTIME" -test.count "$REPS" |
-		awk '/^BenchmarkSgemm\/n=/ { split($1, f, "[=-]"); for (i = 1; i < NF; i++) if ($(i+1) == "GFLOP/s") print "shoal", f[2], $i }'
+	for bench in "^BenchmarkSgemm\$/^n=($re)\$" "^BenchmarkSgemmKernel\$/^avx2-6x16\$/^n=($re)\$"; do
+		"$tmp/gemm.test" -test.run '^$' -test.bench "$bench" \
+			-test.benchtime "$BENCHTIME" -test.count "$REPS"
+	done |
+		awk '/^BenchmarkSgemm/ {
+			who = ($1 ~ /avx2/) ? "shoal-avx2" : "shoal"
+			n = $1; sub(/.*n=/, "", n); sub(/-.*/, "", n)
+			for (i = 1; i < NF; i++) if ($(i+1) == "GFLOP/s") print who, n, $i
+		}'
 }
 
 for r in $(seq "$ROUNDS"); do
@@ -99,12 +108,14 @@ for line in open(sys.argv[1]):
     who, n, g = line.split()
     samples.setdefault((who, int(n)), []).append(float(g))
 sizes = sorted({n for _, n in samples})
-print("| n | numpy GFLOP/s (median, min-max) | shoal GFLOP/s (median, min-max) | shoal/numpy |")
-print("|---:|---:|---:|---:|")
+def cell(xs):
+    return f"{statistics.median(xs):.1f} ({min(xs):.0f}-{max(xs):.0f})" if xs else "-"
+print("| n | numpy GFLOP/s | shoal GFLOP/s | shoal/numpy | shoal AVX2 GFLOP/s | AVX2/numpy |")
+print("|---:|---:|---:|---:|---:|---:|")
+med = lambda xs: statistics.median(xs) if xs else float("nan")
 for n in sizes:
-    np_, sh = samples.get(("numpy", n), []), samples.get(("shoal", n), [])
-    if not np_ or not sh:
-        continue
-    mn, ms = statistics.median(np_), statistics.median(sh)
-    print(f"| {n} | {mn:.1f} ({min(np_):.0f}-{max(np_):.0f}) | {ms:.1f} ({min(sh):.0f}-{max(sh):.0f}) | {ms / mn:.2f} |")
+    np_, sh, av = (samples.get((w, n), []) for w in ("numpy", "shoal", "shoal-avx2"))
+    print(f"| {n} | {cell(np_)} | {cell(sh)} | {med(sh) / med(np_):.2f} | {cell(av)} | {med(av) / med(np_):.2f} |")
+print()
+print("Cells: median (min-max) GFLOP/s, 2n^3 flops per product; ratios of medians.")
 PY

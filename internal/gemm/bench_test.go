@@ -19,6 +19,19 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 }
 
+// BenchmarkSgemmKernel is BenchmarkSgemm with each assembly kernel the CPU
+// supports forced, so that bench/gemm/run.sh can also compare the AVX2
+// kernel alone with an OpenBLAS limited to AVX2 (its Haswell kernels).
+func BenchmarkSgemmKernel(b *testing.B) {
+	for _, kern := range kernels()[1:] {
+		for _, n := range []int{64, 128, 256, 512, 1024} {
+			b.Run(fmt.Sprintf("%s/n=%d", kern.name, n), func(b *testing.B) {
+				benchSgemm(b, Config{kern: kern}, false, false, n, n, n)
+			})
+		}
+	}
+}
+
 // BenchmarkSgemmVariants covers the paths BenchmarkSgemm does not: one
 // goroutine, transposed operands, the pure-Go kernel and the skinny shapes
 // of Conv via im2col and of small MatMuls.

@@ -4,10 +4,12 @@
 // Sgemm follows the BLAS sgemm contract for row-major matrices. It is a
 // GotoBLAS/BLIS-style implementation: op(A) and op(B) are packed into
 // contiguous panels sized for the L1 and L2 caches, and a register-blocked
-// micro-kernel computes one small tile of C at a time. On amd64 with AVX2 and
-// FMA the micro-kernel is Go assembly (6×16 tiles); elsewhere, or with the
-// purego build tag, a pure-Go kernel computes the same result. Large products
-// are split across goroutines; small ones run on the calling goroutine.
+// micro-kernel computes one small tile of C at a time. On amd64 the
+// micro-kernel is Go assembly: 12×32 tiles with AVX-512F, 6×16 tiles with
+// AVX2 and FMA, chosen once from CPUID. Elsewhere, or with the purego build
+// tag, a pure-Go kernel computes the same result, much more slowly.
+// Matrix-vector products (m or n of 1) skip packing. Large products are
+// split across goroutines; small ones run on the calling goroutine.
 //
 // The package does not do float64, complex or integer products, does not
 // check for aliasing between C and A or B (which gives undefined results),

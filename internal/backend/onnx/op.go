@@ -166,6 +166,7 @@ func DefaultOps() *OpSet {
 		basicOps(),
 		unaryOps(),
 		coreOps(),
+		mlOps(),
 		mathOps(),
 		shapeOps(),
 		reduceOps(),

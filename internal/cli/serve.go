@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/backend"
 	"github.com/shoal-ml/shoal/internal/backend/httpmodel"
 	"github.com/shoal-ml/shoal/internal/backend/lightgbm"
+	"github.com/shoal-ml/shoal/internal/backend/python"
 	"github.com/shoal-ml/shoal/internal/backend/onnx"
 	"github.com/shoal-ml/shoal/internal/backend/xgboost"
 	"github.com/shoal-ml/shoal/internal/serve"
@@ -28,6 +29,7 @@ func Loaders(log *slog.Logger) map[string]backend.Loader {
 		"lightgbm": lightgbm.Load,
 		"onnx":     onnx.Load,
 		"http":     httpmodel.Loader(log),
+		"python":   python.Loader(log),
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 	"github.com/shoal-ml/shoal/internal/backend"
 	"github.com/shoal-ml/shoal/internal/backend/httpmodel"
 	"github.com/shoal-ml/shoal/internal/backend/lightgbm"
-	"github.com/shoal-ml/shoal/internal/backend/python"
 	"github.com/shoal-ml/shoal/internal/backend/onnx"
+	"github.com/shoal-ml/shoal/internal/backend/python"
 	"github.com/shoal-ml/shoal/internal/backend/xgboost"
 	"github.com/shoal-ml/shoal/internal/serve"
 )

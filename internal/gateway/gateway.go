@@ -279,7 +279,7 @@ func (g *Gateway) buildRevision(old *routes, m *model, rs Revision, limit int64,
 			}
 		}
 	}
-	rev := &revision{name: rs.Name, model: m, byB: map[*balance.Replica]*replica{}}
+	rev := &revision{name: rs.Name, header: []string{rs.Name}, model: m, byB: map[*balance.Replica]*replica{}}
 	addrs := make([]string, 0, len(rs.Replicas))
 	for _, spec := range rs.Replicas {
 		r := prev[spec.HTTP]

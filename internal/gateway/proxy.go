@@ -233,7 +233,7 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, t *target,
 	for _, k := range hopHeaders {
 		delete(wh, k)
 	}
-	wh[HeaderRevision] = []string{t.rev.name}
+	wh[HeaderRevision] = t.rev.header
 	w.WriteHeader(resp.StatusCode)
 	if t.m.mirror != nil {
 		buf.resp = buf.resp[:0]

@@ -35,6 +35,7 @@ type model struct {
 // revision is the live form of one Revision.
 type revision struct {
 	name     string
+	header   []string // {name}, the value of the response's HeaderRevision; never modified
 	model    *model
 	replicas []*replica
 	// avail holds the replicas that are ready and not ejected: the only

@@ -240,10 +240,14 @@ func Step(now time.Time, spec Canary, st CanaryStatus, in CanaryInput) (CanaryDe
 	}
 	relative := a.MaxErrorRateIncrease > 0 || a.MaxLatencyRatio > 0
 	if in.Canary.Requests < minReq || relative && in.Stable.Requests < minReq {
-		reason := fmt.Sprintf("%s at %d%%: waiting for traffic: %d of %d canary requests", at(), weight(), in.Canary.Requests, minReq)
-		if relative {
-			reason += fmt.Sprintf(", %d of %d stable", in.Stable.Requests, minReq)
+		var short []string
+		if in.Canary.Requests < minReq {
+			short = append(short, fmt.Sprintf("%d of %d canary requests", in.Canary.Requests, minReq))
 		}
+		if relative && in.Stable.Requests < minReq {
+			short = append(short, fmt.Sprintf("%d of %d stable requests", in.Stable.Requests, minReq))
+		}
+		reason := fmt.Sprintf("%s at %d%%: waiting for traffic: %s", at(), weight(), strings.Join(short, ", "))
 		if st.Phase == Paused {
 			reason = st.Reason + "; " + reason
 		}
@@ -261,7 +265,7 @@ func Step(now time.Time, spec Canary, st CanaryStatus, in CanaryInput) (CanaryDe
 		return CanaryDecision{Status: st, Weight: weight(), Reason: fmt.Sprintf("%s at %d%%: healthy (%s); %v left", at(), weight(), health, left)}, nil
 	}
 	if st.Step+1 == n {
-		return end(Promoted, 100, fmt.Sprintf("promoted after %d steps (%s)", n, health))
+		return end(Promoted, 100, fmt.Sprintf("%s passed (%s): promoted", at(), health))
 	}
 	passed := at()
 	st.Step++

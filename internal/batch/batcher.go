@@ -95,7 +95,6 @@ type Batcher struct {
 
 	mu      sync.Mutex
 	closed  bool
-	nextID  uint64
 	state   State
 	entries []*entry  // in step with state.Queue
 	running []*runner // in step with state.Running
@@ -105,7 +104,6 @@ type Batcher struct {
 // entry is one queued item.
 type entry struct {
 	ctx     context.Context
-	id      uint64
 	inputs  []*tensor.Tensor
 	rows    int
 	arrival time.Time
@@ -227,8 +225,7 @@ func (b *Batcher) Do(ctx context.Context, req Request) (Result, error) {
 	}
 	mine := make([]*entry, len(parts))
 	for i, in := range parts {
-		b.nextID++
-		e := &entry{ctx: ctx, id: b.nextID, inputs: in, rows: partRows[i], arrival: now, done: make(chan partResult, 1)}
+		e := &entry{ctx: ctx, inputs: in, rows: partRows[i], arrival: now, done: make(chan partResult, 1)}
 		mine[i] = e
 		at := Insert(b.state.Queue, items[i])
 		b.state.Queue = slices.Insert(b.state.Queue, at, items[i])

@@ -143,17 +143,32 @@ func (vb *versionBatcher) close() {
 	<-vb.done
 }
 
-// batchable reports whether a request's inputs can join a batch: their
-// types and trailing dimensions are fixed by the signature (checkInputs has
-// checked them), and they share a first dimension of at least 1 row.
-// Others run alone, as without batching.
-func (v *version) batchable(in []*tensor.Tensor) bool {
-	_, err := batch.Rows(in)
-	return err == nil
+// batchInputs returns a request's inputs in signature order, and whether
+// they can join a batch: each input given once, sharing a first dimension
+// of at least 1 row (types and trailing dimensions are fixed by the
+// signature, which checkInputs has checked). Other requests run alone, as
+// without batching, and fail or succeed as they would there.
+func (v *version) batchInputs(in []*tensor.Tensor) ([]*tensor.Tensor, bool) {
+	if len(in) != len(v.sig.Inputs) {
+		return nil, false
+	}
+	out := make([]*tensor.Tensor, len(in))
+	for _, t := range in {
+		i, ok := v.inputs[t.Name]
+		if !ok || out[i] != nil {
+			return nil, false
+		}
+		out[i] = t
+	}
+	if _, err := batch.Rows(out); err != nil {
+		return nil, false
+	}
+	return out, true
 }
 
-// inferBatched runs a checked request through the version's batcher.
-func (s *Server) inferBatched(ctx context.Context, v *version, req *oip.InferRequest, start time.Time) ([]*tensor.Tensor, error) {
+// inferBatched runs a checked request, its inputs in signature order,
+// through the version's batcher.
+func (s *Server) inferBatched(ctx context.Context, v *version, req *oip.InferRequest, in []*tensor.Tensor, start time.Time) ([]*tensor.Tensor, error) {
 	vb := v.batcher
 	def := s.cfg.DefaultTimeout
 	if vb.defaultTimeout > 0 {
@@ -171,12 +186,6 @@ func (s *Server) inferBatched(ctx context.Context, v *version, req *oip.InferReq
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
-	}
-	// In signature order, so that every request of a batch lists its
-	// inputs alike.
-	in := make([]*tensor.Tensor, len(v.sig.Inputs))
-	for _, t := range req.Inputs {
-		in[v.inputs[t.Name]] = t
 	}
 	res, err := vb.b.Do(ctx, batch.Request{Inputs: in, Priority: prio})
 	var rej *batch.RejectError

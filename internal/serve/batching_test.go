@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -133,9 +135,15 @@ func TestBatchingBitForBit(t *testing.T) {
 }
 
 // inferOutputs posts body to the model and returns the JSON of the
-// response's outputs.
+// response's outputs. It retries a 429 (on a busy machine the batcher may
+// predict a wait beyond max_queue_delay, and rightly reject), backing off
+// a millisecond, up to 1000 times.
 func inferOutputs(t *testing.T, ts *testServer, model, body string) string {
 	code, _, b := ts.do(t, "POST", "/v2/models/"+model+"/infer", []byte(body), nil)
+	for i := 0; code == http.StatusTooManyRequests && i < 1000; i++ {
+		time.Sleep(time.Millisecond)
+		code, _, b = ts.do(t, "POST", "/v2/models/"+model+"/infer", []byte(body), nil)
+	}
 	if code != 200 {
 		t.Errorf("POST %s = %d %s", model, code, b)
 		return ""

@@ -58,12 +58,14 @@ func (s *Server) infer(ctx context.Context, v *version, req *oip.InferRequest, s
 	if err != nil {
 		return nil, err
 	}
-	if v.batcher != nil && v.batchable(req.Inputs) {
-		outs, err := s.inferBatched(ctx, v, req, start)
-		if err != nil {
-			return nil, err
+	if v.batcher != nil {
+		if in, ok := v.batchInputs(req.Inputs); ok {
+			outs, err := s.inferBatched(ctx, v, req, in, start)
+			if err != nil {
+				return nil, err
+			}
+			return v.response(req, want, outs)
 		}
-		return v.response(req, want, outs)
 	}
 	timeout, err := requestTimeout(req.Parameters, s.cfg.DefaultTimeout)
 	if err != nil {

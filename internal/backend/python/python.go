@@ -14,7 +14,8 @@
 //
 // Loading a pickle runs code it contains, so it is refused unless the
 // model's parameters say allow_pickle: "true". The package does not batch
-// (the server does) and does not sandbox the model's code.
+// itself: with batchable: "true" it lets the server batch (package batch).
+// It does not sandbox the model's code.
 package python
 
 import (
@@ -66,6 +67,7 @@ type settings struct {
 	class        string
 	method       string
 	allowPickle  bool
+	batchable    bool
 	workers      int
 	timeout      time.Duration
 	loadTimeout  time.Duration
@@ -74,7 +76,7 @@ type settings struct {
 	pollInterval time.Duration
 }
 
-const paramList = "python, module, class, method, allow_pickle, workers, timeout, load_timeout, max_memory_mb, grace_period"
+const paramList = "python, module, class, method, allow_pickle, batchable, workers, timeout, load_timeout, max_memory_mb, grace_period"
 
 func parseSettings(cfg backend.Config) (settings, error) {
 	p := cfg.Parameters
@@ -106,6 +108,13 @@ func parseSettings(cfg backend.Config) (settings, error) {
 			return s, fmt.Errorf("parameters.allow_pickle: want \"true\" or \"false\", got %q", v)
 		}
 		s.allowPickle = b
+	}
+	if v := get("batchable"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return s, fmt.Errorf("parameters.batchable: want \"true\" or \"false\", got %q", v)
+		}
+		s.batchable = b
 	}
 	if v := get("workers"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -425,6 +434,16 @@ func (m *Model) serve(i int, w *worker) {
 // Signature returns the model's signature: model.yaml's declarations,
 // completed for a pickle from the estimator.
 func (m *Model) Signature() backend.Signature { return m.sig }
+
+// Batching declares the model batchable (rows concatenated and split on
+// dimension 0) when its parameters say batchable: "true": shoal cannot see
+// whether predict treats rows independently, so the model's owner says so.
+func (m *Model) Batching() backend.Batching {
+	if !m.set.batchable {
+		return backend.Batching{}
+	}
+	return backend.Batching{Concat: true, Split: true}
+}
 
 // Ready reports whether at least one worker is running.
 func (m *Model) Ready() bool { return m.alive.Load() > 0 }

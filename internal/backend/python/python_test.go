@@ -202,13 +202,15 @@ func testRepo(t *testing.T, py string) (repo string, exp expected) {
 	writeFile(t, filepath.Join(repo, "iris", "model.yaml"), "format: python\nparameters: {python: "+py+", allow_pickle: \"true\", workers: \"2\"}\n")
 	copyFile(t, pkl, filepath.Join(repo, "iris-proba", "1", "model.pkl"))
 	writeFile(t, filepath.Join(repo, "iris-proba", "model.yaml"), "format: python\nparameters: {python: "+py+", allow_pickle: \"true\", method: predict_proba, workers: \"1\"}\n")
+	copyFile(t, pkl, filepath.Join(repo, "iris-batched", "1", "model.pkl"))
+	writeFile(t, filepath.Join(repo, "iris-batched", "model.yaml"), "format: python\nbatching: {max_batch_size: 16, max_queue_delay: 5ms}\nparameters: {python: "+py+", allow_pickle: \"true\", batchable: \"true\", workers: \"1\"}\n")
 	copyFile(t, pkl, filepath.Join(repo, "iris-refused", "1", "model.pkl"))
 	writeFile(t, filepath.Join(repo, "iris-refused", "model.yaml"), "format: python\nparameters: {python: "+py+"}\n")
 	copyFile(t, "testdata/custom.py", filepath.Join(repo, "custom", "1", "custom.py"))
 	writeFile(t, filepath.Join(repo, "custom", "model.yaml"), `format: python
 inputs: [{name: x, datatype: FP32, shape: [-1, -1]}]
 outputs: [{name: "y", datatype: FP32, shape: [-1]}, {name: label, datatype: BYTES, shape: [-1]}]
-parameters: {python: `+py+`, module: custom.py, workers: "2", timeout: 3s, max_memory_mb: "400", grace_period: 1s}
+parameters: {python: `+py+`, module: custom.py, workers: "2", timeout: 5s, max_memory_mb: "200", grace_period: 1s}
 `)
 	copyFile(t, "testdata/broken.py", filepath.Join(repo, "broken", "1", "broken.py"))
 	writeFile(t, filepath.Join(repo, "broken", "model.yaml"), `format: python
@@ -278,6 +280,20 @@ func TestPythonBackend(t *testing.T) {
 		if got := r.Outputs[0].GetContents().GetInt64Contents(); len(got) != 3 || got[0] != exp.Predictions[0] || got[1] != exp.Predictions[1] || got[2] != exp.Predictions[2] {
 			t.Errorf("gRPC output = %v, want %v", got, exp.Predictions)
 		}
+	})
+
+	t.Run("pickle batched across requests", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for i := range 24 {
+			wg.Go(func() {
+				row, _ := json.Marshal(exp.Rows[i%3])
+				code, body := s.post(t, "/v1/models/iris-batched:predict", `{"instances": [`+string(row)+`]}`)
+				if want := `{"predictions":[` + strconv.FormatInt(exp.Predictions[i%3], 10) + `]}`; code != 200 || strings.Join(strings.Fields(body), "") != want {
+					t.Errorf("request %d = %d %s, want %s", i, code, body, want)
+				}
+			})
+		}
+		wg.Wait()
 	})
 
 	t.Run("pickle predict_proba", func(t *testing.T) {
@@ -396,14 +412,14 @@ func TestPythonBackend(t *testing.T) {
 			t.Errorf("the request = %d %s, want 500 naming the time limit", code, body)
 		}
 		if d > 10*time.Second {
-			t.Errorf("the request took %v with a 3s time limit", d)
+			t.Errorf("the request took %v with a 5s time limit", d)
 		}
 		ok(t)
 	})
 
 	t.Run("worker past the memory limit", func(t *testing.T) {
 		code, body, _ := misbehave(t, -3)
-		if code != 500 || !strings.Contains(body, "max_memory_mb 400") {
+		if code != 500 || !strings.Contains(body, "max_memory_mb 200") {
 			t.Errorf("the request = %d %s, want 500 naming the memory limit", code, body)
 		}
 		ok(t)

@@ -123,7 +123,12 @@ func (w *worker) fail(what string, err error) error {
 	select {
 	case <-w.p.Done():
 		exited = true
-	case <-time.After(wait):
+	default:
+		select {
+		case <-w.p.Done():
+			exited = true
+		case <-time.After(wait):
+		}
 	}
 	if !exited && why == "" && errors.Is(err, os.ErrDeadlineExceeded) {
 		why = "it exceeded the time limit"

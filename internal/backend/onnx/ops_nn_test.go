@@ -64,6 +64,14 @@ func TestNNOps(t *testing.T) {
 			[]int64{5}, []float32{3, 1, 2, 3, 1}},
 		{"einsum matmul", "Einsum", 12, attrs(stringAttr("equation", "ij,jk->ik")),
 			[]*Value{f32([]int64{1, 2}, 1, 2), f32([]int64{2, 1}, 3, 4)}, []int64{1, 1}, []float32{11}},
+		{"resize nearest upsample", "Resize", 19, nil,
+			[]*Value{f32([]int64{1, 1, 1, 2}, 1, 2), new(Value), f32([]int64{4}, 1, 1, 1, 2)},
+			[]int64{1, 1, 1, 4}, []float32{1, 1, 2, 2}},
+		{"resize linear align corners sizes", "Resize", 13, attrs(stringAttr("mode", "linear"), stringAttr("coordinate_transformation_mode", "align_corners")),
+			[]*Value{f32([]int64{1, 1, 1, 2}, 0, 3), new(Value), new(Value), i64([]int64{4}, 1, 1, 1, 4)},
+			[]int64{1, 1, 1, 4}, []float32{0, 1, 2, 3}},
+		{"upsample opset 9", "Upsample", 9, nil,
+			[]*Value{f32([]int64{1, 2}, 1, 2), f32([]int64{2}, 1, 2)}, []int64{1, 4}, []float32{1, 1, 2, 2}},
 		{"depth to space crd", "DepthToSpace", 13, attrs(intAttr("blocksize", 2), stringAttr("mode", "CRD")),
 			[]*Value{f32([]int64{1, 4, 1, 1}, 1, 2, 3, 4)}, []int64{1, 1, 2, 2}, []float32{1, 2, 3, 4}},
 	}
@@ -77,6 +85,24 @@ func TestNNOps(t *testing.T) {
 				t.Errorf("%s = %v %v, want %v %v", tt.op, got.Tensor.Shape, got.Float32s(), tt.wantShape, tt.want)
 			}
 		})
+	}
+}
+
+func TestResizeSteadyStateAllocs(t *testing.T) {
+	op, _ := DefaultOps().Lookup(DomainONNX, "Resize", 19)
+	k, err := op.New(&Node{Version: 19, Attrs: attrs(stringAttr("mode", "cubic")), NumInputs: 3, NumOutputs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []*Value{f32([]int64{1, 2, 4, 4}, make([]float32, 32)...), new(Value), f32([]int64{4}, 1, 1, 1.5, 0.5)}
+	tmp, out := new(Scratch), []*Value{new(Value)}
+	allocs := testing.AllocsPerRun(20, func() {
+		if err := k(tmp, in, out); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Resize allocates %v times per run, want 0", allocs)
 	}
 }
 

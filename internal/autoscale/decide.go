@@ -213,7 +213,7 @@ func Decide(now time.Time, spec Spec, st *State, in Inputs) Decision {
 	case in.Pending > 0 && d.Desired < pendingNeed:
 		d.Desired = pendingNeed
 		note("%d pending requests need %d", in.Pending, pendingNeed)
-	case toZero && n > 0 && d.Idle >= spec.ScaleToZeroGrace:
+	case toZero && n > 0 && d.Mode == Stable && d.Idle >= spec.ScaleToZeroGrace:
 		if d.Desired > 0 || in.Current > 0 {
 			note("no traffic for %v (grace %v): scale to zero", d.Idle, spec.ScaleToZeroGrace)
 		}

@@ -133,3 +133,37 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestNoScaleToZeroInPanic(t *testing.T) {
+	spec := Spec{Target: 10, ScaleToZero: true, ScaleToZeroGrace: 30 * time.Second}
+	var st State
+	now := t0
+	run := func(d time.Duration, load float64, ready int) {
+		for end := now.Add(d); now.Before(end); {
+			now = now.Add(time.Second)
+			st.Record(Sample{Time: now, Load: load, Ready: ready})
+		}
+	}
+	run(time.Minute, 5, 1)
+	run(3*time.Second, 100, 1)
+	if d := Decide(now, spec, &st, Inputs{Current: 1}); d.Mode != Panic || d.Desired < 2 {
+		t.Fatalf("Decide(burst) = %v, want panic", d)
+	}
+	run(40*time.Second, 0, 1)
+	if d := Decide(now, spec, &st, Inputs{Current: 1}); d.Mode != Panic || d.Desired == 0 {
+		t.Errorf("Decide(idle 40s in panic) = %v, want panic, not zero", d)
+	}
+	run(30*time.Second, 0, 1)
+	if d := Decide(now, spec, &st, Inputs{Current: 1}); d.Mode != Stable || d.Desired != 0 {
+		t.Errorf("Decide(idle 70s, panic over) = %v, want 0 (stable)", d)
+	}
+}
+
+func TestRecordBeforeEpoch(t *testing.T) {
+	var st State
+	now := time.Date(1969, 12, 31, 23, 59, 0, 0, time.UTC)
+	st.Record(Sample{Time: now, Load: 20, Ready: 2})
+	if d := Decide(now, Spec{Target: 10}, &st, Inputs{Current: 2}); d.Desired != 2 {
+		t.Errorf("Decide(before 1970) = %v, want 2", d)
+	}
+}

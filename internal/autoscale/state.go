@@ -49,7 +49,7 @@ func (st *State) Record(s Sample) {
 		st.resize(DefaultStableWindow)
 	}
 	sec := s.Time.Unix()
-	b := &st.ring[int(sec%int64(len(st.ring)))]
+	b := &st.ring[slot(sec, len(st.ring))]
 	if b.sec != sec {
 		*b = bucket{sec: sec}
 	}
@@ -65,6 +65,11 @@ func (st *State) Record(s Sample) {
 		st.latest = s.Time
 		st.ready = s.Ready
 	}
+}
+
+// slot returns the index of second sec in a ring of n buckets.
+func slot(sec int64, n int) int {
+	return int((sec%int64(n) + int64(n)) % int64(n))
 }
 
 // resize makes the ring hold window (whole seconds), keeping the buckets
@@ -83,7 +88,7 @@ func (st *State) resize(window time.Duration) {
 		if b.n == 0 {
 			continue
 		}
-		nb := &st.ring[int(b.sec%int64(n))]
+		nb := &st.ring[slot(b.sec, n)]
 		if b.sec > nb.sec {
 			*nb = b
 		}

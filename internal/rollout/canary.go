@@ -188,9 +188,15 @@ func (d CanaryDecision) String() string {
 // in it; a breach then rolls the rollout back at once, even while paused.
 // A step ends when it has passed and lasted its Pause; after the last step
 // the canary is promoted. Commands to a finished rollout return
-// ErrFinished.
+// ErrFinished; a spec without steps returns ErrInvalidSpec.
 func Step(now time.Time, spec Canary, st CanaryStatus, in CanaryInput) (CanaryDecision, error) {
 	n := len(spec.Steps)
+	if n == 0 {
+		return CanaryDecision{}, fmt.Errorf("%w: steps is empty", ErrInvalidSpec)
+	}
+	if st.Step >= n { // the spec lost steps since the status was stored
+		st.Step = n - 1
+	}
 	at := func() string { return fmt.Sprintf("step %d/%d", st.Step+1, n) }
 	weight := func() int { return spec.Steps[st.Step].Weight }
 	switch st.Phase {

@@ -167,3 +167,16 @@ func TestParseCommand(t *testing.T) {
 		t.Errorf("ParseCommand(rollback) = %v, want ErrUnknownCommand", err)
 	}
 }
+
+func TestStepSpecChanged(t *testing.T) {
+	if _, err := Step(t0, Canary{}, CanaryStatus{}, CanaryInput{}); !errors.Is(err, ErrInvalidSpec) {
+		t.Errorf("Step(no steps) = %v, want ErrInvalidSpec", err)
+	}
+	// The status is at step 3 of a spec that now has one step.
+	spec := Canary{Steps: []CanaryStep{{Weight: 20}}, Analysis: Analysis{MinRequests: 10}}
+	st := CanaryStatus{Phase: Progressing, Step: 2, StepStarted: t0}
+	d, err := Step(t0.Add(time.Minute), spec, st, CanaryInput{Canary: Metrics{Requests: 10}})
+	if err != nil || d.Status.Phase != Promoted || d.Weight != 100 {
+		t.Errorf("Step(step 3 of 1) = %v, %v, want Promoted at 100%%", d, err)
+	}
+}

@@ -107,7 +107,8 @@ func replicasFor(load, target float64) int {
 // its scaling spec (zero fields mean their defaults; spec should have
 // passed Validate), the history in st and the caller's inputs. It updates
 // the panic mode in st, and nothing else: no clock, no I/O. The caller
-// records a Sample every tick before calling Decide with the same now.
+// records a Sample every tick before calling Decide with the same now. st
+// must not be nil; its zero value is an empty history.
 //
 // The steps, in order: the stable and panic averages; the load predicted
 // TimeToReady ahead when the trend is rising; the replicas for each,

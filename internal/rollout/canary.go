@@ -96,16 +96,21 @@ func (c Canary) Validate() error {
 type Phase string
 
 const (
+	// Progressing: the canary gets its step's weight and is judged.
 	Progressing Phase = "Progressing"
-	Paused      Phase = "Paused"
-	Promoted    Phase = "Promoted"
-	RolledBack  Phase = "RolledBack"
+	// Paused: the step holds by the user's command (still judged).
+	Paused Phase = "Paused"
+	// Promoted: the canary gets all traffic; the rollout is over.
+	Promoted Phase = "Promoted"
+	// RolledBack: the canary gets no traffic; the rollout is over.
+	RolledBack Phase = "RolledBack"
 )
 
 // Command is a user's command to a rollout (shoal rollout ...).
 type Command string
 
 const (
+	// NoCommand is a tick without a user's command.
 	NoCommand Command = ""
 	// Pause holds the rollout at its step; a breach still rolls it back.
 	Pause Command = "pause"

@@ -12,11 +12,12 @@ var (
 	nan  = float32(math.NaN())
 	inf  = float32(math.Inf(1))
 	ninf = float32(math.Inf(-1))
+	negz = float32(math.Copysign(0, -1))
 )
 
 func TestThresholdLT(t *testing.T) {
-	ts := []float32{0, -0.0, 1, -1, 0.3, 1e-45, -1e-45, math.MaxFloat32, -math.MaxFloat32, inf, ninf, nan, 2.45, 1.6500001}
-	xs := []float32{0, -0.0, 1, -1, 0.3, 1e-45, -1e-45, 2e-45, math.MaxFloat32, -math.MaxFloat32, inf, ninf,
+	ts := []float32{0, negz, 1, -1, 0.3, 1e-45, -1e-45, math.MaxFloat32, -math.MaxFloat32, inf, ninf, nan, 2.45, 1.6500001}
+	xs := []float32{0, negz, 1, -1, 0.3, 1e-45, -1e-45, 2e-45, math.MaxFloat32, -math.MaxFloat32, inf, ninf,
 		2.45, math.Nextafter32(2.45, 0), math.Nextafter32(2.45, 3), 1.65, 1.6500001}
 	for _, tv := range ts {
 		th := ThresholdLT(tv)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/shoal-ml/shoal/api/v1alpha1"
 )
@@ -240,7 +241,7 @@ func (s *Store) Delete(name string) error {
 		if err := json.Unmarshal(raw, &last); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketEvents).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.Bucket(bucketEvents).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return err
 		}
 		return b.Delete([]byte(name))

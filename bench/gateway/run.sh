@@ -10,8 +10,10 @@
 #   gateway   shoal gateway, routes to that one replica     :PORT+1
 #   bare      bench/gateway/bare                             :PORT+2
 #
-# 1. capacity: closed loop (c=32) straight to the replica;
-# 2. REPEAT times, in turn, open loop at RATE (default: half the measured
+# 1. capacity: closed loop (c=32) straight to the replica, then through
+#    the gateway; the capacity is the gateway path's, since client,
+#    gateway and replica share the cores;
+# 2. REPEAT times, in turn, open loop at RATE (default: half that
 #    capacity) for DURATION: the replica directly, the gateway in front of
 #    it, and the bare server; latency counts from each request's due time;
 #    CPU time per request of the gateway, the replica and the bare server
@@ -97,8 +99,10 @@ sleep 0.2
 
 L() { "$BIN/load" -body "$BODY" -d "$DURATION" -warmup "$WARMUP" "$@"; }
 
-echo "capacity (closed loop, c=32, replica direct)" >&2
-L -url http://127.0.0.1:$RP$PATHQ -c 32 -label capacity >"$OUT/capacity.json"
+echo "capacity (closed loop, c=32): replica direct, then through the gateway" >&2
+L -url http://127.0.0.1:$RP$PATHQ -c 32 -label capacity-direct >"$OUT/capacity-direct.json"
+L -url http://127.0.0.1:$GP$PATHQ -c 32 -label capacity >"$OUT/capacity.json"
+DCAP=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["ok_rps"]))' "$OUT/capacity-direct.json")
 CAP=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["ok_rps"]))' "$OUT/capacity.json")
 if [ "$RATE" = 0 ]; then RATE=$((CAP / 2)); fi
 echo "capacity $CAP req/s; fixed rate $RATE req/s" >&2
@@ -112,15 +116,15 @@ done
 echo "overload: ${OVERLOAD}x capacity through the gateway" >&2
 L -url http://127.0.0.1:$OP$PATHQ -rate $((CAP * OVERLOAD)) -c 1024 -pid $OPID -label overload >"$OUT/overload.json"
 
-python3 - "$OUT" "$RPID" "$GPID" "$BPID" "$OPID" "$CAP" "$RATE" <<'PY'
+python3 - "$OUT" "$RPID" "$GPID" "$BPID" "$OPID" "$CAP" "$RATE" "$DCAP" <<'PY'
 import json, statistics, sys
-out, rpid, gpid, bpid, opid, cap, rate = sys.argv[1:]
+out, rpid, gpid, bpid, opid, cap, rate, dcap = sys.argv[1:]
 def rows(name):
     return [json.loads(l) for l in open(f"{out}/{name}.json") if l.strip()]
 med = lambda xs: statistics.median(xs)
 d, g, b = rows("direct"), rows("gateway"), rows("bare")
 ov = rows("overload")[0]
-print(f"capacity (replica direct, closed loop c=32): {cap} req/s; fixed rate: {rate} req/s; median of {len(d)} runs\n")
+print(f"capacity (closed loop c=32): replica direct {dcap} req/s, through the gateway {cap} req/s; fixed rate: {rate} req/s; median of {len(d)} runs\n")
 print("| target | p50 µs | p90 µs | p99 µs | errors | CPU µs/req (gateway) | CPU µs/req (replica or bare) |")
 print("|---|---|---|---|---|---|---|")
 def line(name, rs, gw_pid, srv_pid):

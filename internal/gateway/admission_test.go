@@ -133,6 +133,8 @@ models:
 		{"mirror to nowhere", "models: {m: {mirror: {revision: z, percent: 1}, revisions: [{name: a}]}}", false},
 		{"mirror over 100", "models: {m: {mirror: {revision: a, percent: 101}, revisions: [{name: a}]}}", false},
 		{"bad duration", "models: {m: {timeout: soon}}", false},
+		{"model name with a slash", "models: {a/b: {}}", false},
+		{"model name with dots", "models: {'..': {}}", false},
 	} {
 		_, err := ParseTable([]byte(tc.yaml))
 		if (err == nil) != tc.ok {

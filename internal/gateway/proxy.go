@@ -177,8 +177,10 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 		}
 		err = g.respond(w, resp, t, buf)
 		end := time.Now()
+		// A copy error may be the client's as well as the replica's: only
+		// the status judges the replica.
 		ok := resp.StatusCode < 500 || resp.StatusCode == http.StatusGatewayTimeout
-		g.result(t, ok && err == nil, end.Sub(t0), end)
+		g.result(t, ok, end.Sub(t0), end)
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			g.unready(t, end)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -124,8 +125,8 @@ func (t *Table) Validate() error {
 		bad := func(format string, args ...any) error {
 			return fmt.Errorf("%w: model %q: %s", ErrBadTable, name, fmt.Sprintf(format, args...))
 		}
-		if name == "" {
-			return bad("empty model name")
+		if name == "" || strings.ContainsAny(name, "/?#%: \t") || strings.Contains(name, "..") {
+			return bad("model names must be non-empty, without / ? # %% : .. or spaces")
 		}
 		switch m.Policy {
 		case "", "p2c", "least_request", "round_robin":

@@ -20,6 +20,7 @@ func mathOps() []Op {
 		{Domain: DomainONNX, Type: "Not", Since: 1, New: newNot},
 		{Domain: DomainONNX, Type: "BitShift", Since: 11, New: newBitShift},
 		{Domain: DomainONNX, Type: "BitwiseNot", Since: 18, New: newBitwiseNot},
+		{Domain: DomainONNX, Type: "CastLike", Since: 15, New: newCastLike},
 	}
 	for _, u := range []struct {
 		typ   string
@@ -400,5 +401,29 @@ func newBitShift(n *Node) (Kernel, error) {
 			return badInput("want tensors, got %v", b)
 		}
 		return mathArith(tmp, out[0], &a.Tensor, &b.Tensor, scalarFuncs[int64]{}, fu, nil)
+	}, nil
+}
+
+// newCastLike builds CastLike: Cast to the element type of input 1.
+func newCastLike(n *Node) (Kernel, error) {
+	if n.Attrs.Int("saturate", 1) != 1 {
+		return nil, unsupported("CastLike saturate=0")
+	}
+	if err := n.Attrs.Err(); err != nil {
+		return nil, err
+	}
+	return func(tmp *Scratch, in, out []*Value) error {
+		x, err := tensorValue("CastLike", in[0])
+		if err != nil {
+			return err
+		}
+		like, err := tensorValue("CastLike target", in[1])
+		if err != nil {
+			return err
+		}
+		if err := out[0].Resize(like.DType, x.Shape); err != nil {
+			return err
+		}
+		return castInto(out[0], in[0])
 	}, nil
 }

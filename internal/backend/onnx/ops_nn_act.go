@@ -92,6 +92,10 @@ func activationOps() []Op {
 				return x * math.Tanh(sp)
 			}
 		}},
+		{"Swish", 24, func(n *Node) func(float64) float64 {
+			alpha := float64(n.Attrs.Float("alpha", 1))
+			return func(x float64) float64 { return x / (1 + math.Exp(-alpha*x)) }
+		}},
 		{"Gelu", 20, func(n *Node) func(float64) float64 {
 			if n.Attrs.String("approximate", "none") == "tanh" {
 				return func(x float64) float64 {

@@ -15,6 +15,7 @@ func normOps() []Op {
 		{Domain: DomainONNX, Type: "BatchNormalization", Since: 6, New: newBatchNorm},
 		{Domain: DomainONNX, Type: "InstanceNormalization", Since: 6, New: newInstanceNorm},
 		{Domain: DomainONNX, Type: "LayerNormalization", Since: 17, New: newLayerNorm},
+		{Domain: DomainONNX, Type: "RMSNormalization", Since: 23, New: newRMSNorm},
 		{Domain: DomainONNX, Type: "GroupNormalization", Since: 18, New: newGroupNorm},
 		{Domain: DomainONNX, Type: "LRN", Since: 1, New: newLRN},
 		{Domain: DomainONNX, Type: "LpNormalization", Since: 1, New: newLpNorm},
@@ -495,6 +496,51 @@ func newMVN(n *Node) (Kernel, error) {
 				ys[o+j] = (xs[o+j] - mean[a+j*last]) / sq[a+j*last]
 			}
 		})
+		if err := out[0].Resize(x.DType, x.Shape); err != nil {
+			return err
+		}
+		storeFloats(&out[0].Tensor, ys)
+		return nil
+	}, nil
+}
+
+// newRMSNorm builds RMSNormalization: X / sqrt(mean(X^2) + epsilon) over
+// the dimensions from axis on, times Scale (broadcast to them).
+func newRMSNorm(n *Node) (Kernel, error) {
+	axis := n.Attrs.Int("axis", -1)
+	eps := float64(n.Attrs.Float("epsilon", 1e-5))
+	n.Attrs.Int("stash_type", 1)
+	if err := n.Attrs.Err(); err != nil {
+		return nil, err
+	}
+	return func(tmp *Scratch, in, out []*Value) error {
+		x := &in[0].Tensor
+		ax, err := normAxis(axis, len(x.Shape))
+		if err != nil {
+			return err
+		}
+		nx := numel(x.Shape)
+		d := numel(x.Shape[ax:])
+		vals, rest, err := floatInputs(tmp, "RMSNormalization", in[:2], nx+d)
+		if err != nil {
+			return err
+		}
+		ys, sc := rest[:nx], rest[nx:nx+d]
+		if err := broadcastFloats(sc, vals[1], in[1].Tensor.Shape, x.Shape[ax:]); err != nil {
+			return err
+		}
+		xs := vals[0]
+		for k := 0; k*d < nx; k++ {
+			seg := xs[k*d : (k+1)*d]
+			ms := 0.0
+			for _, v := range seg {
+				ms += v * v
+			}
+			inv := 1 / math.Sqrt(ms/float64(d)+eps)
+			for i, v := range seg {
+				ys[k*d+i] = v * inv * sc[i]
+			}
+		}
 		if err := out[0].Resize(x.DType, x.Shape); err != nil {
 			return err
 		}

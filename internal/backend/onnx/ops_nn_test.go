@@ -72,6 +72,13 @@ func TestNNOps(t *testing.T) {
 			[]int64{1, 1, 1, 4}, []float32{0, 1, 2, 3}},
 		{"upsample opset 9", "Upsample", 9, nil,
 			[]*Value{f32([]int64{1, 2}, 1, 2), f32([]int64{2}, 1, 2)}, []int64{1, 4}, []float32{1, 1, 2, 2}},
+		{"nll loss mean with weights", "NegativeLogLikelihoodLoss", 13, nil,
+			[]*Value{f32([]int64{2, 2}, -1, -2, -3, -4), i64([]int64{2}, 1, 0), f32([]int64{2}, 1, 3)},
+			nil, []float32{1.25}},
+		{"softmax cross entropy sum", "SoftmaxCrossEntropyLoss", 13, attrs(stringAttr("reduction", "sum")),
+			[]*Value{f32([]int64{1, 2}, 0, 0), i64([]int64{1}, 1)}, nil, []float32{0.693147}},
+		{"rms norm", "RMSNormalization", 23, nil,
+			[]*Value{f32([]int64{2}, 3, 4), f32([]int64{2}, 1, 2)}, []int64{2}, []float32{0.848528, 2.262742}},
 		{"depth to space crd", "DepthToSpace", 13, attrs(intAttr("blocksize", 2), stringAttr("mode", "CRD")),
 			[]*Value{f32([]int64{1, 4, 1, 1}, 1, 2, 3, 4)}, []int64{1, 1, 2, 2}, []float32{1, 2, 3, 4}},
 	}

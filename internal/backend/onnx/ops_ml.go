@@ -144,6 +144,9 @@ type classLabels struct {
 func readLabels(n *Node) (classLabels, error) {
 	var l classLabels
 	l.ints = n.Attrs.Ints("classlabels_ints")
+	if l.ints == nil {
+		l.ints = n.Attrs.Ints("classlabels_int64s") // TreeEnsembleClassifier's name
+	}
 	if s := n.Attrs.Strings("classlabels_strings"); s != nil {
 		if l.ints != nil {
 			return l, fmt.Errorf("%w: both classlabels_ints and classlabels_strings", ErrAttr)

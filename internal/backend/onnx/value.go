@@ -46,8 +46,12 @@ type Value struct {
 	Seq []*Value
 
 	// bufs keeps, per element type, the largest slice this Value has held,
-	// so that Resize reuses it.
-	bufs [numDTypes]any
+	// so that Resize reuses it; gens counts its reallocations, and boxes
+	// caches recent views of it (see buffer).
+	bufs  [numDTypes]any
+	gens  [numDTypes]uint32
+	boxes [boxCache]box
+	next  int
 	// seqBuf keeps every element Value ever allocated by ResizeSeq.
 	seqBuf []*Value
 }
@@ -73,53 +77,80 @@ func (v *Value) Resize(dt tensor.DType, shape []int64) error {
 	return nil
 }
 
-// buffer returns a slice of n elements of type dt from v's cache, growing
-// it when needed.
-func (v *Value) buffer(dt tensor.DType, n int) any {
-	switch dt {
-	case tensor.Bool:
-		return grow[bool](&v.bufs[dt], n)
-	case tensor.Uint8:
-		return grow[uint8](&v.bufs[dt], n)
-	case tensor.Uint16, tensor.FP16:
-		return grow[uint16](&v.bufs[dt], n)
-	case tensor.Uint32:
-		return grow[uint32](&v.bufs[dt], n)
-	case tensor.Uint64:
-		return grow[uint64](&v.bufs[dt], n)
-	case tensor.Int8:
-		return grow[int8](&v.bufs[dt], n)
-	case tensor.Int16:
-		return grow[int16](&v.bufs[dt], n)
-	case tensor.Int32:
-		return grow[int32](&v.bufs[dt], n)
-	case tensor.Int64:
-		return grow[int64](&v.bufs[dt], n)
-	case tensor.FP32:
-		return grow[float32](&v.bufs[dt], n)
-	case tensor.FP64:
-		return grow[float64](&v.bufs[dt], n)
-	case tensor.Bytes:
-		return grow[[]byte](&v.bufs[dt], n)
-	}
-	panic(fmt.Sprintf("onnx: buffer of %v", dt))
+// boxCache is how many (type, length) views of its buffers a Value keeps
+// boxed: a slot shared by several values by liveness alternates between a
+// few lengths, and each must not allocate again.
+const boxCache = 8
+
+// box is a typed slice already stored in an interface (boxing a slice
+// header allocates).
+type box struct {
+	dt   tensor.DType
+	n    int
+	gen  uint32
+	data any
 }
 
-// grow returns the slice in *slot resized to n, as an interface value.
-// Boxing a slice header allocates, so the resized slice is stored back in
-// *slot and the same interface value is returned as long as n does not
-// change: repeated runs with the same shapes allocate nothing. The backing
-// array is reallocated only when its capacity is too small.
-func grow[T any](slot *any, n int) any {
+// buffer returns a slice of n elements of type dt from v's buffers,
+// growing them when needed. Repeated calls with lengths seen recently
+// return the same interface value and allocate nothing.
+func (v *Value) buffer(dt tensor.DType, n int) any {
+	for i := range v.boxes {
+		b := &v.boxes[i]
+		if b.data != nil && b.dt == dt && b.n == n && b.gen == v.gens[dt] {
+			return b.data
+		}
+	}
+	var data any
+	var grew bool
+	switch dt {
+	case tensor.Bool:
+		data, grew = growSlice[bool](&v.bufs[dt], n)
+	case tensor.Uint8:
+		data, grew = growSlice[uint8](&v.bufs[dt], n)
+	case tensor.Uint16, tensor.FP16:
+		data, grew = growSlice[uint16](&v.bufs[dt], n)
+	case tensor.Uint32:
+		data, grew = growSlice[uint32](&v.bufs[dt], n)
+	case tensor.Uint64:
+		data, grew = growSlice[uint64](&v.bufs[dt], n)
+	case tensor.Int8:
+		data, grew = growSlice[int8](&v.bufs[dt], n)
+	case tensor.Int16:
+		data, grew = growSlice[int16](&v.bufs[dt], n)
+	case tensor.Int32:
+		data, grew = growSlice[int32](&v.bufs[dt], n)
+	case tensor.Int64:
+		data, grew = growSlice[int64](&v.bufs[dt], n)
+	case tensor.FP32:
+		data, grew = growSlice[float32](&v.bufs[dt], n)
+	case tensor.FP64:
+		data, grew = growSlice[float64](&v.bufs[dt], n)
+	case tensor.Bytes:
+		data, grew = growSlice[[]byte](&v.bufs[dt], n)
+	default:
+		panic(fmt.Sprintf("onnx: buffer of %v", dt))
+	}
+	if grew {
+		v.gens[dt]++ // views of the old buffer are stale
+	}
+	v.boxes[v.next] = box{dt: dt, n: n, gen: v.gens[dt], data: data}
+	v.next = (v.next + 1) % boxCache
+	return data
+}
+
+// growSlice returns the buffer in *slot resized to n (boxed, which
+// allocates), reallocating it when its capacity is too small; grew says
+// whether it did.
+func growSlice[T any](slot *any, n int) (any, bool) {
 	s, _ := (*slot).([]T)
-	if s != nil && len(s) == n {
-		return *slot
-	}
-	if cap(s) < n {
+	grew := false
+	if cap(s) < n || s == nil {
 		s = make([]T, n, n+n/4)
+		*slot = s
+		grew = true
 	}
-	*slot = s[:n]
-	return *slot
+	return s[:n], grew
 }
 
 // Zero sets every element of v's tensor to its zero value.

@@ -1,0 +1,105 @@
+package onnx
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-ml/shoal/internal/backend/onnx/onnxpb"
+)
+
+// FuzzLoad feeds arbitrary bytes to Parse: a malformed or hostile model
+// must give an error, never a panic, and never allocate past the limit
+// (here 64 MiB, so that a huge declared tensor fails fast).
+func FuzzLoad(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.onnx"))
+	for _, s := range seeds {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	// A model whose initializer claims 2^31 floats with no data.
+	dt := int32(onnxFloat)
+	huge, _ := proto.Marshal(&onnxpb.ModelProto{
+		Graph: &onnxpb.GraphProto{
+			Initializer: []*onnxpb.TensorProto{{Name: proto.String("w"), DataType: &dt, Dims: []int64{1 << 16, 1 << 15}}},
+			Output:      []*onnxpb.ValueInfoProto{{Name: proto.String("w")}},
+		},
+	})
+	f.Add(huge)
+	f.Add([]byte{})
+	f.Add([]byte("not a model"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data, "", Options{MaxBytes: 64 << 20})
+		if err == nil && m == nil {
+			t.Fatal("Parse returned neither a model nor an error")
+		}
+	})
+}
+
+func TestParseRejects(t *testing.T) {
+	dt := int32(onnxFloat)
+	str := proto.String
+	graph := func(g *onnxpb.GraphProto) []byte {
+		data, err := proto.Marshal(&onnxpb.ModelProto{Graph: g, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: proto.Int64(13)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	x := &onnxpb.ValueInfoProto{Name: str("x")}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"garbage", []byte{0xff, 0xff, 0xff}},
+		{"no graph", []byte{}},
+		{"undefined input", graph(&onnxpb.GraphProto{
+			Input:  []*onnxpb.ValueInfoProto{x},
+			Node:   []*onnxpb.NodeProto{{OpType: str("Relu"), Input: []string{"nope"}, Output: []string{"y"}}},
+			Output: []*onnxpb.ValueInfoProto{{Name: str("y")}},
+		})},
+		{"cycle", graph(&onnxpb.GraphProto{
+			Input: []*onnxpb.ValueInfoProto{x},
+			Node: []*onnxpb.NodeProto{
+				{OpType: str("Add"), Input: []string{"x", "b"}, Output: []string{"a"}},
+				{OpType: str("Relu"), Input: []string{"a"}, Output: []string{"b"}},
+			},
+			Output: []*onnxpb.ValueInfoProto{{Name: str("b")}},
+		})},
+		{"defined twice", graph(&onnxpb.GraphProto{
+			Input: []*onnxpb.ValueInfoProto{x},
+			Node: []*onnxpb.NodeProto{
+				{OpType: str("Relu"), Input: []string{"x"}, Output: []string{"y"}},
+				{OpType: str("Relu"), Input: []string{"x"}, Output: []string{"y"}},
+			},
+			Output: []*onnxpb.ValueInfoProto{{Name: str("y")}},
+		})},
+		{"initializer without data", graph(&onnxpb.GraphProto{
+			Initializer: []*onnxpb.TensorProto{{Name: str("w"), DataType: &dt, Dims: []int64{1 << 16, 1 << 15}}},
+			Output:      []*onnxpb.ValueInfoProto{{Name: str("w")}},
+		})},
+		{"external data outside the directory", graph(&onnxpb.GraphProto{
+			Initializer: []*onnxpb.TensorProto{{Name: str("w"), DataType: &dt, Dims: []int64{2},
+				DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
+				ExternalData: []*onnxpb.StringStringEntryProto{{Key: str("location"), Value: str("../../secret")}}}},
+			Output: []*onnxpb.ValueInfoProto{{Name: str("w")}},
+		})},
+		{"unknown operator", graph(&onnxpb.GraphProto{
+			Input:  []*onnxpb.ValueInfoProto{x},
+			Node:   []*onnxpb.NodeProto{{OpType: str("NoSuchOp"), Input: []string{"x"}, Output: []string{"y"}}},
+			Output: []*onnxpb.ValueInfoProto{{Name: str("y")}},
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Parse(tt.data, t.TempDir(), Options{}); err == nil {
+				t.Errorf("Parse(%s) = nil error, want one", tt.name)
+			}
+		})
+	}
+}

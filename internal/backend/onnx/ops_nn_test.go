@@ -74,7 +74,7 @@ func TestNNOps(t *testing.T) {
 			[]*Value{f32([]int64{1, 2}, 1, 2), f32([]int64{2}, 1, 2)}, []int64{1, 4}, []float32{1, 1, 2, 2}},
 		{"nll loss mean with weights", "NegativeLogLikelihoodLoss", 13, nil,
 			[]*Value{f32([]int64{2, 2}, -1, -2, -3, -4), i64([]int64{2}, 1, 0), f32([]int64{2}, 1, 3)},
-			nil, []float32{1.25}},
+			nil, []float32{2.25}},
 		{"softmax cross entropy sum", "SoftmaxCrossEntropyLoss", 13, attrs(stringAttr("reduction", "sum")),
 			[]*Value{f32([]int64{1, 2}, 0, 0), i64([]int64{1}, 1)}, nil, []float32{0.693147}},
 		{"rms norm", "RMSNormalization", 23, nil,

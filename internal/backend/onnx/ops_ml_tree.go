@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -24,8 +25,9 @@ import (
 //     first), sums are float64, then AVERAGE divides by the number of ONNX
 //     trees and base_values are added.
 //
-// BRANCH_EQ, BRANCH_NEQ, BRANCH_MEMBER and the MIN and MAX aggregate
-// functions are not supported (ErrUnsupported at load time).
+// Trees that tree.Ensemble cannot express (BRANCH_EQ, BRANCH_NEQ,
+// BRANCH_MEMBER, shared leaves, MIN and MAX aggregates) and double inputs
+// use the flat evaluator of ops_ml_treeflat.go instead.
 
 // rawNode is one node of an ONNX tree, in the operators' common form.
 type rawNode struct {
@@ -34,6 +36,7 @@ type rawNode struct {
 	value       float64
 	t, f        int64 // children ids
 	missingTrue bool
+	set         []float64 // BRANCH_MEMBER values
 	weights     []rawWeight
 }
 
@@ -57,7 +60,9 @@ type forest struct {
 
 // treeModel is the evaluator every tree operator builds.
 type treeModel struct {
-	ens    *tree.Ensemble
+	ens    *tree.Ensemble // nil when the trees need the flat evaluator
+	flat   []flatTree
+	agg    aggregate
 	nf     int // features the ensemble reads
 	cols   int
 	divide float64 // 1, or the number of trees for AVERAGE
@@ -311,9 +316,13 @@ func newTreeEnsembleRegressor(n *Node) (Kernel, error) {
 	switch agg := n.Attrs.String("aggregate_function", "SUM"); agg {
 	case "SUM":
 	case "AVERAGE":
-		m.divide = float64(max(len(fo.trees), 1))
+		m.agg, m.divide = aggAverage, float64(max(len(fo.trees), 1))
+	case "MIN":
+		m.agg = aggMin
+	case "MAX":
+		m.agg = aggMax
 	default:
-		return nil, fmt.Errorf("%w: aggregate_function %s", ErrUnsupported, agg)
+		return nil, fmt.Errorf("%w: aggregate_function %s", ErrAttr, agg)
 	}
 	if m.post, err = parsePost(n.Attrs.String("post_transform", "NONE")); err != nil {
 		return nil, err
@@ -325,7 +334,7 @@ func newTreeEnsembleRegressor(n *Node) (Kernel, error) {
 	if m.base != nil && len(m.base) != cols {
 		return nil, fmt.Errorf("%w: %d base_values for %d targets", ErrAttr, len(m.base), cols)
 	}
-	if m.ens, m.nf, err = fo.build(); err != nil {
+	if err := m.build(fo); err != nil {
 		return nil, err
 	}
 	return m.regress(tensor.FP32), nil
@@ -368,15 +377,61 @@ func newTreeEnsembleClassifier(n *Node) (Kernel, error) {
 		}
 	}
 	m.binary = cols == 2 && used == 1
-	if m.ens, m.nf, err = fo.build(); err != nil {
+	if err := m.build(fo); err != nil {
 		return nil, err
 	}
 	return m.classify, nil
 }
 
+// build prepares both evaluators: the flat one always (double inputs use
+// it), tree.Ensemble when the trees and the aggregate allow.
+func (m *treeModel) build(fo *forest) error {
+	var err error
+	var nf int
+	if m.flat, nf, err = fo.flatten(); err != nil {
+		return err
+	}
+	m.nf = nf
+	if m.agg == aggMin || m.agg == aggMax {
+		return nil
+	}
+	ens, enf, err := fo.build()
+	switch {
+	case err == nil:
+		m.ens, m.nf = ens, enf
+	case errors.Is(err, ErrUnsupported), errors.Is(err, tree.ErrInvalid), errors.Is(err, ErrAttr):
+		// Shared nodes or modes tree.Ensemble lacks: the flat evaluator
+		// (which has validated the trees) does it all.
+	default:
+		return err
+	}
+	return nil
+}
+
 // sums evaluates the ensemble on in[0] into tmp.Float64s: nr rows of
 // m.cols aggregated sums with base values added.
 func (m *treeModel) sums(tmp *Scratch, x *Value) (sums []float64, nr int, err error) {
+	if m.ens == nil || x.Tensor.DType == tensor.FP64 {
+		if err := checkType("X", x, mlNumeric...); err != nil {
+			return nil, 0, err
+		}
+		nr, c := 1, x.Len()
+		if len(x.Tensor.Shape) > 1 {
+			nr = int(x.Tensor.Shape[0])
+			c = x.Len() / max(nr, 1)
+		}
+		if c < m.nf {
+			return nil, 0, badInput("tree ensemble of %d features, want at least %d", c, m.nf)
+		}
+		sums = tmp.Float64s(nr * m.cols)
+		flatSums(m.flat, x, nr, c, m.cols, m.agg, sums)
+		if m.divide != 1 {
+			for i := range sums {
+				sums[i] /= m.divide
+			}
+		}
+		return sums, nr, nil
+	}
 	rows, nr, c, err := mlRows(tmp, x)
 	if err != nil {
 		return nil, 0, err
@@ -521,9 +576,7 @@ func newTreeEnsemble(n *Node) (Kernel, error) {
 	cols := int(a.Int("n_targets", 1))
 	agg := a.Int("aggregate_function", 1)
 	post := a.Int("post_transform", 0)
-	if a.Has("membership_values") {
-		return nil, fmt.Errorf("%w: TreeEnsemble membership_values (BRANCH_MEMBER)", ErrUnsupported)
-	}
+	members := a.Tensor("membership_values")
 	if err := a.Err(); err != nil {
 		return nil, err
 	}
@@ -541,6 +594,7 @@ func newTreeEnsemble(n *Node) (Kernel, error) {
 	// Node i keeps id i; leaf j gets id nn+j.
 	fo := &forest{cols: cols}
 	all := make(map[int64]*rawNode, nn+int(nl))
+	memberPos := 0
 	for i := range nn {
 		mode := int(float64At(modes.Tensor.Data, i))
 		if mode < 0 || mode >= len(modeNames) {
@@ -562,6 +616,23 @@ func newTreeEnsemble(n *Node) (Kernel, error) {
 		}
 		if miss != nil {
 			rn.missingTrue = miss[i] != 0
+		}
+		if rn.mode == "BRANCH_MEMBER" {
+			// This node's set: the next NaN-delimited run of membership_values.
+			if members == nil {
+				return nil, fmt.Errorf("%w: BRANCH_MEMBER without membership_values", ErrAttr)
+			}
+			for ; memberPos < members.Len(); memberPos++ {
+				v := float64At(members.Tensor.Data, memberPos)
+				if members.Tensor.DType == tensor.FP16 {
+					v = float64(tensor.Float16ToFloat32(members.Tensor.Data.([]uint16)[memberPos]))
+				}
+				if v != v {
+					memberPos++
+					break
+				}
+				rn.set = append(rn.set, v)
+			}
 		}
 		all[int64(i)] = rn
 	}
@@ -586,16 +657,19 @@ func newTreeEnsemble(n *Node) (Kernel, error) {
 	switch agg {
 	case 1:
 	case 0:
-		m.divide = float64(max(len(roots), 1))
+		m.agg, m.divide = aggAverage, float64(max(len(roots), 1))
+	case 2:
+		m.agg = aggMin
+	case 3:
+		m.agg = aggMax
 	default:
-		return nil, fmt.Errorf("%w: aggregate_function %d", ErrUnsupported, agg)
+		return nil, fmt.Errorf("%w: aggregate_function %d", ErrAttr, agg)
 	}
 	if post < 0 || post > 4 {
 		return nil, fmt.Errorf("%w: post_transform %d", ErrAttr, post)
 	}
 	m.post = postTransform(post)
-	var err error
-	if m.ens, m.nf, err = fo.build(); err != nil {
+	if err := m.build(fo); err != nil {
 		return nil, err
 	}
 	dt := splits.Tensor.DType

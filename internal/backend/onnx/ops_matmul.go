@@ -6,7 +6,7 @@ import "github.com/shoal-ml/shoal/internal/tensor"
 func newMatMul(n *Node) (Kernel, error) {
 	return func(tmp *Scratch, in, out []*Value) error {
 		a, b := in[0], in[1]
-		if err := checkType("MatMul A", a, tensor.FP32, tensor.FP64, tensor.Int32, tensor.Int64, tensor.Uint32, tensor.Uint64); err != nil {
+		if err := checkType("MatMul A", a, tensor.FP32, tensor.FP64, tensor.Int32, tensor.Int64, tensor.Uint32, tensor.Uint64, tensor.FP16); err != nil {
 			return err
 		}
 		if b.Kind != KindTensor || b.Tensor.DType != a.Tensor.DType {
@@ -52,12 +52,28 @@ func newMatMul(n *Node) (Kernel, error) {
 		}
 		o := out[0]
 		M, N, K := int(m), int(nn), int(k)
+		// FP16 is computed in float32: widen both operands and the output
+		// into scratch, then round the result back.
+		var a16, b16, o16 []float32
+		if a.Tensor.DType == tensor.FP16 {
+			na, nb, no := a.Len(), b.Len(), o.Len()
+			buf := tmp.Float32s(na + nb + no)
+			a16, b16, o16 = buf[:na], buf[na:na+nb], buf[na+nb:]
+			for i, h := range a.Tensor.Data.([]uint16) {
+				a16[i] = tensor.Float16ToFloat32(h)
+			}
+			for i, h := range b.Tensor.Data.([]uint16) {
+				b16[i] = tensor.Float16ToFloat32(h)
+			}
+		}
 		ForEachRun(batch, aBatch, bBatch, func(io, ia, ka, ib, kb, cnt int) {
 			for j := range cnt {
 				oi, ai, bi := io+j, ia+j*ka, ib+j*kb
 				switch a.Tensor.DType {
 				case tensor.FP32:
 					sgemm(false, false, M, N, K, 1, a.Float32s()[ai*M*K:], K, b.Float32s()[bi*K*N:], N, 0, o.Float32s()[oi*M*N:], N)
+				case tensor.FP16:
+					sgemm(false, false, M, N, K, 1, a16[ai*M*K:], K, b16[bi*K*N:], N, 0, o16[oi*M*N:], N)
 				case tensor.FP64:
 					gemmGeneric(M, N, K, a.Float64s()[ai*M*K:], b.Float64s()[bi*K*N:], o.Float64s()[oi*M*N:])
 				case tensor.Int32:
@@ -71,6 +87,11 @@ func newMatMul(n *Node) (Kernel, error) {
 				}
 			}
 		})
+		if o16 != nil {
+			for i, f := range o16 {
+				o.Tensor.Data.([]uint16)[i] = tensor.Float32ToFloat16(f)
+			}
+		}
 		return nil
 	}, nil
 }

@@ -3,6 +3,8 @@ package onnx
 import (
 	"math"
 	"testing"
+
+	"github.com/shoal-ml/shoal/internal/tensor"
 )
 
 // closeTo reports whether got and want agree within ONNX's tolerances.
@@ -79,6 +81,16 @@ func TestNNOps(t *testing.T) {
 			[]*Value{f32([]int64{1, 2}, 0, 0), i64([]int64{1}, 1)}, nil, []float32{0.693147}},
 		{"rms norm", "RMSNormalization", 23, nil,
 			[]*Value{f32([]int64{2}, 3, 4), f32([]int64{2}, 1, 2)}, []int64{2}, []float32{0.848528, 2.262742}},
+		{"attention uniform", "Attention", 23, nil,
+			[]*Value{f32([]int64{1, 1, 1, 1}, 1), f32([]int64{1, 1, 2, 1}, 0, 0), f32([]int64{1, 1, 2, 1}, 1, 3)},
+			[]int64{1, 1, 1, 1}, []float32{2}},
+		{"attention causal", "Attention", 23, attrs(intAttr("is_causal", 1)),
+			[]*Value{f32([]int64{1, 1, 1, 1}, 1), f32([]int64{1, 1, 2, 1}, 0, 0), f32([]int64{1, 1, 2, 1}, 1, 3)},
+			[]int64{1, 1, 1, 1}, []float32{1}},
+		{"attention boolean mask", "Attention", 23, nil,
+			[]*Value{f32([]int64{1, 1, 1, 1}, 1), f32([]int64{1, 1, 2, 1}, 0, 0), f32([]int64{1, 1, 2, 1}, 1, 3),
+				tv(tensor.Bool, []int64{1, 2}, []bool{false, true})},
+			[]int64{1, 1, 1, 1}, []float32{3}},
 		{"depth to space crd", "DepthToSpace", 13, attrs(intAttr("blocksize", 2), stringAttr("mode", "CRD")),
 			[]*Value{f32([]int64{1, 4, 1, 1}, 1, 2, 3, 4)}, []int64{1, 1, 2, 2}, []float32{1, 2, 3, 4}},
 	}

@@ -73,7 +73,7 @@ func New(cfg Config) (*Gateway, error) {
 
 		mirrorSlots: make(chan struct{}, cfg.MaxConcurrency),
 	}
-	g.bufs.New = func() any { return new(buffer) }
+	g.bufs.New = newBuffer
 	g.metrics = newMetrics(g)
 	g.routes.Store(&routes{table: &Table{}, models: map[string]*model{}})
 	return g, nil

@@ -16,7 +16,7 @@ import (
 // outputs) and counts the result; the copy's answer is discarded. At
 // most Config.MaxConcurrency mirrored requests per gateway are in
 // flight; beyond that copies are dropped (and counted).
-func (g *Gateway) mirrorHTTP(r *http.Request, m *model, primary *revision, buf *buffer, status int) {
+func (g *Gateway) mirrorHTTP(r *http.Request, m *model, body, primaryResp []byte, status int) {
 	rev := m.mirror
 	count := func(result string) { g.metrics.mirror.WithLabelValues(m.name, rev.name, result).Inc() }
 	select {
@@ -25,8 +25,7 @@ func (g *Gateway) mirrorHTTP(r *http.Request, m *model, primary *revision, buf *
 		count("dropped")
 		return
 	}
-	body := bytes.Clone(buf.b)
-	want := bytes.Clone(buf.resp)
+	want := bytes.Clone(primaryResp) // primaryResp is pooled; body is not
 	h := r.Header.Clone()
 	h.Del(HeaderRevision)
 	u := url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}

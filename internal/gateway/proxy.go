@@ -98,11 +98,12 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 	if err != nil {
 		return err
 	}
-	buf := getBuffer(&g.bufs)
-	defer buf.unref()
-	if err := buf.readFrom(r.Body, r.ContentLength, g.cfg.MaxBodyBytes); err != nil {
+	body, err := readBody(r.Body, r.ContentLength, g.cfg.MaxBodyBytes)
+	if err != nil {
 		return err
 	}
+	buf := g.bufs.Get().(*buffer)
+	defer func() { buf.trim(); g.bufs.Put(buf) }()
 	h := r.Header
 	for _, k := range hopHeaders {
 		if _, ok := h[k]; ok {
@@ -146,8 +147,8 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 			ProtoMajor:    1,
 			ProtoMinor:    1,
 			Header:        h,
-			Body:          buf.reader(),
-			ContentLength: int64(len(buf.b)),
+			Body:          bodyOf(body),
+			ContentLength: int64(len(body)),
 			Host:          t.r.http,
 		}).WithContext(ctx)
 		t0 := time.Now()
@@ -192,7 +193,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 		}
 		t.rev.latency.Observe(end.Sub(start).Seconds())
 		if m.mirror != nil && m.mirror != t.rev && rand.Float64()*100 < m.mirrorPct {
-			g.mirrorHTTP(r, m, t.rev, buf, resp.StatusCode)
+			g.mirrorHTTP(r, m, body, buf.resp, resp.StatusCode)
 		}
 		if err != nil {
 			g.log.Debug("copy response", "model", name, "err", err)

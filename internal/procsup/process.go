@@ -143,7 +143,9 @@ func (p *Process) Err() error {
 // Kill sends SIGKILL to the child's whole process group at once. It does
 // not wait; Done closes when the child has been reaped.
 func (p *Process) Kill() {
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if !p.exited() { // once reaped, its group was killed already and the id may be reused
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
 }
 
 // Stop stops the child's process group: SIGTERM to every process of the
@@ -152,6 +154,12 @@ func (p *Process) Kill() {
 // with the child's exit error (a signal exit reads "signal: terminated").
 // Calling Stop again, or after the child exited, is safe.
 func (p *Process) Stop(grace time.Duration) error {
+	if p.exited() {
+		// Its group was killed when it exited (or by the Stop that saw it
+		// exit), and its id may since have been reused: signal nothing.
+		p.waitLogs()
+		return p.err
+	}
 	p.stopping.Store(true)
 	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
 	deadline := time.NewTimer(grace)

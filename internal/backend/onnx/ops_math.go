@@ -22,6 +22,7 @@ func mathOps() []Op {
 		{Domain: DomainONNX, Type: "BitwiseNot", Since: 18, New: newBitwiseNot},
 		{Domain: DomainONNX, Type: "CastLike", Since: 15, New: newCastLike},
 	}
+	ops = append(ops, quantOps()...)
 	for _, u := range []struct {
 		typ   string
 		since int64

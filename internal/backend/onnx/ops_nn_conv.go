@@ -118,7 +118,7 @@ func spatialSize(a *[MaxRank]int, rank int) int {
 // im2col writes into col, for one image of c channels of spatial size
 // g.in, the matrix [c*prod(k)][prod(out)] of input values under each
 // kernel offset (0 in padding).
-func im2col(col, x []float32, c int, g *geom) {
+func im2col[T float32 | float64](col, x []T, c int, g *geom) {
 	nk, no := spatialSize(&g.k, g.rank), spatialSize(&g.out, g.rank)
 	ni := spatialSize(&g.in, g.rank)
 	row := 0

@@ -131,9 +131,9 @@ func runTest(ctx context.Context, dir string, ops *OpSet) (res Result) {
 		}
 		return Result{Outcome: Failed, Reason: "load: " + err.Error()}
 	}
-	for _, s := range m.sig.Inputs {
+	for k, s := range m.sig.Inputs {
 		if s.DType == tensor.Invalid {
-			return Result{Outcome: Unsupported, Reason: fmt.Sprintf("input %q is not a tensor", s.Name)}
+			return Result{Outcome: Unsupported, Reason: "input " + describeType(m.inTypes[k])}
 		}
 	}
 	for k, s := range m.sig.Outputs {
@@ -176,6 +176,23 @@ func runTest(ctx context.Context, dir string, ops *OpSet) (res Result) {
 		}
 	}
 	return Result{Outcome: Passed}
+}
+
+// describeType says why a graph input's type cannot be fed by the runner:
+// an element type shoal lacks, or a sequence, map or optional value (the
+// ONNX 1.12 protobuf definitions have no SequenceProto to read them).
+func describeType(tp *onnxpb.TypeProto) string {
+	switch {
+	case tp.GetTensorType() != nil:
+		return "of element type " + onnxTypeName(tp.GetTensorType().GetElemType())
+	case tp.GetSequenceType() != nil:
+		return "is a sequence"
+	case tp.GetMapType() != nil:
+		return "is a map"
+	case tp.GetOptionalType() != nil:
+		return "is an optional"
+	}
+	return "is of an unknown type"
 }
 
 // readTensorFile reads a serialized TensorProto.

@@ -12,6 +12,10 @@ func basicOps() []Op {
 		{Domain: DomainONNX, Type: "Sub", Since: 7, New: newArith(opSub)},
 		{Domain: DomainONNX, Type: "Mul", Since: 7, New: newArith(opMul)},
 		{Domain: DomainONNX, Type: "Div", Since: 7, New: newArith(opDiv)},
+		{Domain: DomainONNX, Type: "Add", Since: 6, Until: 6, New: newLegacyArith(opAdd)},
+		{Domain: DomainONNX, Type: "Sub", Since: 6, Until: 6, New: newLegacyArith(opSub)},
+		{Domain: DomainONNX, Type: "Mul", Since: 6, Until: 6, New: newLegacyArith(opMul)},
+		{Domain: DomainONNX, Type: "Div", Since: 6, Until: 6, New: newLegacyArith(opDiv)},
 		{Domain: DomainONNX, Type: "Identity", Since: 1, New: newIdentity},
 		{Domain: DomainONNX, Type: "MatMul", Since: 1, New: newMatMul},
 		{Domain: DomainONNX, Type: "Relu", Since: 6, New: newUnary("Relu")},
@@ -40,48 +44,99 @@ var numericTypes = []tensor.DType{tensor.FP32, tensor.FP64, tensor.Int32, tensor
 func newArith(op arithOp) func(n *Node) (Kernel, error) {
 	return func(n *Node) (Kernel, error) {
 		return func(tmp *Scratch, in, out []*Value) error {
-			a, b := in[0], in[1]
-			if err := checkType("A", a, numericTypes...); err != nil {
-				return err
+			if in[1].Kind != KindTensor {
+				return badInput("B: want a tensor, got %v", in[1])
 			}
-			if b.Kind != KindTensor || b.Tensor.DType != a.Tensor.DType {
-				return badInput("B: want %v, got %v", a.Tensor.DType, b)
-			}
-			shape, err := BroadcastShape(tmp.Shape(max(len(a.Tensor.Shape), len(b.Tensor.Shape))), a.Tensor.Shape, b.Tensor.Shape)
-			if err != nil {
-				return err
-			}
-			if err := out[0].Resize(a.Tensor.DType, shape); err != nil {
-				return err
-			}
-			o := out[0]
-			switch a.Tensor.DType {
-			case tensor.FP32:
-				return arith(op, o.Float32s(), a.Float32s(), b.Float32s(), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.FP64:
-				return arith(op, o.Float64s(), a.Float64s(), b.Float64s(), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.Int32:
-				return arith(op, o.Int32s(), a.Int32s(), b.Int32s(), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.Int64:
-				return arith(op, o.Int64s(), a.Int64s(), b.Int64s(), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.Int8:
-				return arith(op, o.Tensor.Data.([]int8), a.Tensor.Data.([]int8), b.Tensor.Data.([]int8), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.Int16:
-				return arith(op, o.Tensor.Data.([]int16), a.Tensor.Data.([]int16), b.Tensor.Data.([]int16), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.Uint8:
-				return arith(op, o.Tensor.Data.([]uint8), a.Tensor.Data.([]uint8), b.Tensor.Data.([]uint8), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.Uint16:
-				return arith(op, o.Tensor.Data.([]uint16), a.Tensor.Data.([]uint16), b.Tensor.Data.([]uint16), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.Uint32:
-				return arith(op, o.Tensor.Data.([]uint32), a.Tensor.Data.([]uint32), b.Tensor.Data.([]uint32), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.Uint64:
-				return arith(op, o.Tensor.Data.([]uint64), a.Tensor.Data.([]uint64), b.Tensor.Data.([]uint64), o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape)
-			case tensor.FP16:
-				return arithFP16(tmp, op, o, a, b)
-			}
-			return badInput("element type %v", a.Tensor.DType)
+			return runArith(tmp, op, in[0], in[1], in[1].Tensor.Shape, out[0])
 		}, nil
 	}
+}
+
+// newLegacyArith implements Add, Sub, Mul and Div of opset 6, whose
+// broadcasting is opt-in (broadcast=1) and aligns B with A's dimensions
+// starting at axis (by default, with A's last dimensions).
+func newLegacyArith(op arithOp) func(n *Node) (Kernel, error) {
+	return func(n *Node) (Kernel, error) {
+		bcast := n.Attrs.Int("broadcast", 0) != 0
+		hasAxis := n.Attrs.Has("axis")
+		axis := n.Attrs.Int("axis", 0)
+		return func(tmp *Scratch, in, out []*Value) error {
+			a, b := in[0], in[1]
+			if a.Kind != KindTensor || b.Kind != KindTensor {
+				return badInput("%v and %v", a, b)
+			}
+			bs := b.Tensor.Shape
+			switch {
+			case !bcast:
+				if !equalShape(a.Tensor.Shape, bs) {
+					return badInput("shapes %v and %v differ and broadcast=0", a.Tensor.Shape, bs)
+				}
+			case hasAxis:
+				r := len(a.Tensor.Shape)
+				ax := int(axis)
+				if ax < 0 {
+					ax += r
+				}
+				if ax < 0 || ax+len(bs) > r {
+					return badInput("B %v does not fit A %v at axis %d", bs, a.Tensor.Shape, axis)
+				}
+				// Pad B's shape with trailing ones so that numpy
+				// broadcasting aligns it at axis.
+				padded := tmp.Int64s(r - ax)
+				copy(padded, bs)
+				for i := len(bs); i < len(padded); i++ {
+					padded[i] = 1
+				}
+				bs = padded
+			}
+			return runArith(tmp, op, a, b, bs, out[0])
+		}, nil
+	}
+}
+
+// runArith computes o = a op b, b read with shape bs (b's own shape, or a
+// legacy-broadcast view of it).
+func runArith(tmp *Scratch, op arithOp, a, b *Value, bs []int64, o *Value) error {
+	if err := checkType("A", a, numericTypes...); err != nil {
+		return err
+	}
+	if b.Tensor.DType != a.Tensor.DType {
+		return badInput("B: want %v, got %v", a.Tensor.DType, b)
+	}
+	as := a.Tensor.Shape
+	shape, err := BroadcastShape(tmp.Shape(max(len(as), len(bs))), as, bs)
+	if err != nil {
+		return err
+	}
+	if err := o.Resize(a.Tensor.DType, shape); err != nil {
+		return err
+	}
+	os := o.Tensor.Shape
+	switch a.Tensor.DType {
+	case tensor.FP32:
+		return arith(op, o.Float32s(), a.Float32s(), b.Float32s(), os, as, bs)
+	case tensor.FP64:
+		return arith(op, o.Float64s(), a.Float64s(), b.Float64s(), os, as, bs)
+	case tensor.Int32:
+		return arith(op, o.Int32s(), a.Int32s(), b.Int32s(), os, as, bs)
+	case tensor.Int64:
+		return arith(op, o.Int64s(), a.Int64s(), b.Int64s(), os, as, bs)
+	case tensor.Int8:
+		return arith(op, o.Tensor.Data.([]int8), a.Tensor.Data.([]int8), b.Tensor.Data.([]int8), os, as, bs)
+	case tensor.Int16:
+		return arith(op, o.Tensor.Data.([]int16), a.Tensor.Data.([]int16), b.Tensor.Data.([]int16), os, as, bs)
+	case tensor.Uint8:
+		return arith(op, o.Tensor.Data.([]uint8), a.Tensor.Data.([]uint8), b.Tensor.Data.([]uint8), os, as, bs)
+	case tensor.Uint16:
+		return arith(op, o.Tensor.Data.([]uint16), a.Tensor.Data.([]uint16), b.Tensor.Data.([]uint16), os, as, bs)
+	case tensor.Uint32:
+		return arith(op, o.Tensor.Data.([]uint32), a.Tensor.Data.([]uint32), b.Tensor.Data.([]uint32), os, as, bs)
+	case tensor.Uint64:
+		return arith(op, o.Tensor.Data.([]uint64), a.Tensor.Data.([]uint64), b.Tensor.Data.([]uint64), os, as, bs)
+	case tensor.FP16:
+		return arithFP16(tmp, op, o, a, b, bs)
+	}
+	return badInput("element type %v", a.Tensor.DType)
 }
 
 // arith computes out = a op b with broadcasting.
@@ -190,7 +245,7 @@ func arithRun[T number](op arithOp, out, a []T, ka int, b []T, kb int) {
 
 // arithFP16 computes a half-precision operation in float32, rounding the
 // result back to half precision.
-func arithFP16(tmp *Scratch, op arithOp, o, a, b *Value) error {
+func arithFP16(tmp *Scratch, op arithOp, o, a, b *Value, bs []int64) error {
 	na, nb := a.Len(), b.Len()
 	buf := tmp.Float32s(na + nb + o.Len())
 	fa, fb, fo := buf[:na], buf[na:na+nb], buf[na+nb:]
@@ -200,7 +255,7 @@ func arithFP16(tmp *Scratch, op arithOp, o, a, b *Value) error {
 	for i, h := range b.Tensor.Data.([]uint16) {
 		fb[i] = tensor.Float16ToFloat32(h)
 	}
-	if err := arith(op, fo, fa, fb, o.Tensor.Shape, a.Tensor.Shape, b.Tensor.Shape); err != nil {
+	if err := arith(op, fo, fa, fb, o.Tensor.Shape, a.Tensor.Shape, bs); err != nil {
 		return err
 	}
 	for i, f := range fo {

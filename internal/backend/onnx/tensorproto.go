@@ -64,8 +64,22 @@ func dtypeOf(t int32) (tensor.DType, error) {
 	case onnxUint64:
 		return tensor.Uint64, nil
 	}
-	name := onnxpb.TensorProto_DataType(t).String()
-	return tensor.Invalid, fmt.Errorf("%w: element type %s", ErrUnsupported, name)
+	return tensor.Invalid, fmt.Errorf("%w: element type %s", ErrUnsupported, onnxTypeName(t))
+}
+
+// newerTypes names the element types added after ONNX 1.12, whose
+// generated enum lacks them.
+var newerTypes = map[int32]string{
+	17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ",
+	21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1", 24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2",
+}
+
+// onnxTypeName names an ONNX element type.
+func onnxTypeName(t int32) string {
+	if n, ok := newerTypes[t]; ok {
+		return n
+	}
+	return onnxpb.TensorProto_DataType(t).String()
 }
 
 // onnxType is the inverse of dtypeOf.

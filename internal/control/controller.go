@@ -1,0 +1,453 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shoal-ml/shoal/api/v1alpha1"
+	"github.com/shoal-ml/shoal/internal/autoscale"
+	"github.com/shoal-ml/shoal/internal/control/store"
+	"github.com/shoal-ml/shoal/internal/gateway"
+	"github.com/shoal-ml/shoal/internal/replica/process"
+)
+
+// Backend runs replicas: the process backend today, Docker and Kubernetes
+// later. Its methods must be safe for concurrent use.
+type Backend interface {
+	// Start starts a replica and returns at once, before it is ready.
+	Start(process.Spec) (Replica, error)
+	// Stop drains and stops a replica and returns once it has exited.
+	Stop(id string) error
+	// List returns the replicas not being stopped, with their readiness.
+	List() []Replica
+}
+
+// AnnotationPaused, set to "true" on a ModelDeployment, holds its rolling
+// update (shoal rollout pause).
+const AnnotationPaused = "shoal.dev/rollout-paused"
+
+// AnnotationPreviousSpec holds the JSON spec a ModelDeployment had before
+// its last revision change, for shoal rollout undo.
+const AnnotationPreviousSpec = "shoal.dev/previous-spec"
+
+// Config configures a Controller. Fields left zero take the documented
+// default.
+type Config struct {
+	// Store holds the objects. Required.
+	Store *store.Store
+	// Backend runs the replicas. Required.
+	Backend Backend
+	// Stats returns the gateway's load per model (gateway.Gateway.Stats).
+	// Nil means no load is ever seen: deployments stay at their minimum.
+	Stats func() []gateway.ModelStats
+	// GatewayURL is where the gateway serves (reported in each status).
+	// Empty reports none.
+	GatewayURL string
+	// Logger receives the reconciler's logs. Nil discards them.
+	Logger *slog.Logger
+	// Resync is the period of a reconcile pass without any change seen
+	// (readiness is polled that often). Zero means 250ms.
+	Resync time.Duration
+	// AutoscaleInterval is the autoscaler's tick. Zero means 2s.
+	AutoscaleInterval time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) validate() error {
+	if c.Store == nil || c.Backend == nil {
+		return errors.New("control: Config.Store and Config.Backend are required")
+	}
+	if c.Resync < 0 || c.AutoscaleInterval < 0 {
+		return errors.New("control: Config intervals must not be negative")
+	}
+	if c.Stats == nil {
+		c.Stats = func() []gateway.ModelStats { return nil }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Resync == 0 {
+		c.Resync = 250 * time.Millisecond
+	}
+	if c.AutoscaleInterval == 0 {
+		c.AutoscaleInterval = 2 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Controller reconciles ModelDeployments onto a Backend and the gateway's
+// routing table. Create it with New and run it with Run; Source, ScaleUp,
+// Wake and Handler are safe for concurrent use.
+type Controller struct {
+	cfg   Config
+	log   *slog.Logger
+	table TableSource
+
+	wake    chan struct{}
+	scaleUp chan string
+
+	// Owned by Run's goroutine.
+	objects  map[string]v1alpha1.ModelDeployment
+	states   map[string]*deployState
+	draining map[string]bool // replica IDs being stopped
+	stopped  chan string     // a drain finished
+}
+
+// deployState is the reconciler's memory of one deployment.
+type deployState struct {
+	desired    int
+	scaler     autoscale.State
+	lastReqs   uint64
+	lastSample time.Time
+	progressed time.Time
+	rolling    bool // a rolling update was in progress at the last pass
+	lastPlan   string
+}
+
+// New validates cfg and returns a Controller.
+func New(cfg Config) (*Controller, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Controller{
+		cfg: cfg, log: cfg.Logger,
+		wake: make(chan struct{}, 1), scaleUp: make(chan string, 64),
+		objects: map[string]v1alpha1.ModelDeployment{}, states: map[string]*deployState{},
+		draining: map[string]bool{}, stopped: make(chan string, 64),
+	}, nil
+}
+
+// Source returns the routing-table source to give the gateway.
+func (c *Controller) Source() gateway.Source { return &c.table }
+
+// Wake asks for a reconcile pass now (the backend's OnChange).
+func (c *Controller) Wake() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ScaleUp asks for a replica of the model's current revision at once (the
+// gateway activator's Config.ScaleUp). It returns once the request is
+// queued; the gateway releases its held requests when the routing table
+// gets a ready replica.
+func (c *Controller) ScaleUp(ctx context.Context, model string) error {
+	select {
+	case c.scaleUp <- model:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run reconciles until ctx is done, then waits for the replicas it is
+// stopping and returns. It leaves the others running: the caller stops
+// them (Backend Close) or leaves them for the next control plane to adopt.
+func (c *Controller) Run(ctx context.Context) error {
+	list, events, err := c.cfg.Store.Watch(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range list {
+		c.objects[d.Metadata.Name] = d
+	}
+	resync := time.NewTicker(c.cfg.Resync)
+	defer resync.Stop()
+	scale := time.NewTicker(c.cfg.AutoscaleInterval)
+	defer scale.Stop()
+	var stops sync.WaitGroup
+	c.reconcile(ctx, &stops)
+	for {
+		select {
+		case <-ctx.Done():
+			stops.Wait()
+			return nil
+		case e, ok := <-events:
+			if !ok {
+				if ctx.Err() != nil {
+					continue
+				}
+				// Dropped for falling behind: watch again.
+				if list, events, err = c.cfg.Store.Watch(ctx); err != nil {
+					stops.Wait()
+					return err
+				}
+				clear(c.objects)
+				for _, d := range list {
+					c.objects[d.Metadata.Name] = d
+				}
+			} else if e.Type == store.Deleted {
+				delete(c.objects, e.Object.Metadata.Name)
+			} else {
+				c.objects[e.Object.Metadata.Name] = e.Object
+			}
+		case id := <-c.stopped:
+			delete(c.draining, id)
+		case <-c.wake:
+		case <-resync.C:
+		case name := <-c.scaleUp:
+			c.fromZero(name)
+		case <-scale.C:
+			c.autoscale()
+		}
+		c.reconcile(ctx, &stops)
+	}
+}
+
+// state returns the deployment's state, creating it with the replicas of
+// the current revision found running (adopted), at least one.
+func (c *Controller) state(d *v1alpha1.ModelDeployment, replicas []Replica) *deployState {
+	st := c.states[d.Metadata.Name]
+	if st == nil {
+		cur, n := RevisionName(d), 0
+		for _, r := range replicas {
+			if r.Revision == cur {
+				n++
+			}
+		}
+		lo, hi := int(*d.Spec.Scaling.MinReplicas), int(d.Spec.Scaling.MaxReplicas)
+		st = &deployState{desired: min(max(n, lo, 1), hi), progressed: c.cfg.Now()}
+		c.states[d.Metadata.Name] = st
+	}
+	return st
+}
+
+// reconcile runs one pass over every deployment and pushes the routing
+// table.
+func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
+	now := c.cfg.Now()
+	byDep := map[string][]Replica{}
+	for _, r := range c.cfg.Backend.List() {
+		if !c.draining[r.ID] {
+			byDep[r.Deployment] = append(byDep[r.Deployment], r)
+		}
+	}
+	table := &gateway.Table{Models: map[string]gateway.Model{}}
+	var toStop []Replica
+	for name, d := range c.objects {
+		d.Default()
+		reps := byDep[name]
+		st := c.state(&d, reps)
+		paused := d.Metadata.Annotations[AnnotationPaused] == "true"
+		out := plan(planInput{Now: now, Deployment: d, Replicas: reps, Desired: st.desired, Progressed: st.progressed, Paused: paused})
+		c.noteRolling(&d, st, out, reps, now)
+		keep := reps
+		for _, a := range out.Actions {
+			switch a.Kind {
+			case Start:
+				r, err := c.cfg.Backend.Start(process.Spec{
+					Deployment: name, Revision: a.Revision, Model: d.Spec.Model.URI,
+					Args: d.Spec.Runtime.Args, Env: envList(d.Spec.Runtime.Env),
+				})
+				if err != nil {
+					c.event(name, "Warning", "StartFailed", err.Error())
+					continue
+				}
+				keep = append(keep, r)
+			case Stop:
+				keep = removeID(keep, a.Replica)
+				for _, r := range reps {
+					if r.ID == a.Replica {
+						toStop = append(toStop, r)
+					}
+				}
+			}
+		}
+		m, pct := routes(keep)
+		table.Models[name] = m
+		c.writeStatus(d, keep, st.desired, pct, out, now)
+	}
+	// Replicas of deleted deployments.
+	for dep, reps := range byDep {
+		if _, ok := c.objects[dep]; !ok {
+			toStop = append(toStop, reps...)
+			delete(c.states, dep)
+		}
+	}
+	for name := range c.states {
+		if _, ok := c.objects[name]; !ok {
+			delete(c.states, name)
+		}
+	}
+	// The table first, so that no new request goes to a replica that stops.
+	if !tablesEqual(c.table.Table(), table) {
+		c.table.Set(table)
+	}
+	for _, r := range toStop {
+		c.draining[r.ID] = true
+		stops.Add(1)
+		go func() {
+			defer stops.Done()
+			if err := c.cfg.Backend.Stop(r.ID); err != nil {
+				c.log.Warn("stop replica", "replica", r.ID, "err", err)
+			}
+			c.stopped <- r.ID
+		}()
+	}
+	_ = ctx
+}
+
+// noteRolling tracks the progress time of a rolling update and records
+// its start, stall and end as events.
+func (c *Controller) noteRolling(d *v1alpha1.ModelDeployment, st *deployState, out planOutput, reps []Replica, now time.Time) {
+	name := d.Metadata.Name
+	if out.Rolling == nil {
+		if st.rolling {
+			st.rolling = false
+			c.event(name, "Normal", "RolloutDone", "all replicas run revision "+RevisionName(d))
+		}
+		st.progressed = now
+		return
+	}
+	ready := countReady(filterRev(reps, RevisionName(d)))
+	if !st.rolling {
+		st.rolling = true
+		st.progressed = now
+		c.event(name, "Normal", "RolloutStarted", "rolling update to revision "+RevisionName(d))
+	}
+	if p := fmt.Sprint(ready); p != st.lastPlan {
+		st.lastPlan = p
+		st.progressed = now
+	}
+	if out.Rolling.Stalled {
+		c.log.Warn("rolling update stalled", "deployment", name, "reason", out.Rolling.Reason)
+	}
+}
+
+func (c *Controller) writeStatus(d v1alpha1.ModelDeployment, reps []Replica, desired int, pct map[string]int32, out planOutput, now time.Time) {
+	url := ""
+	if c.cfg.GatewayURL != "" {
+		url = c.cfg.GatewayURL + "/v2/models/" + d.Metadata.Name
+	}
+	st := status(now, d, reps, desired, pct, out.Rolling, url)
+	if jsonEqualStatus(d.Status, st) {
+		return
+	}
+	d.Status = st
+	d.Metadata.ResourceVersion = "" // status is ours alone: no conflict to check
+	if _, err := c.cfg.Store.UpdateStatus(d); err != nil && !errors.Is(err, store.ErrNotFound) {
+		c.log.Warn("update status", "deployment", d.Metadata.Name, "err", err)
+	}
+}
+
+// fromZero gives the model's current revision a replica at once when the
+// activator holds a request for it.
+func (c *Controller) fromZero(model string) {
+	d, ok := c.objects[model]
+	if !ok {
+		return
+	}
+	d.Default()
+	st := c.state(&d, nil)
+	now := c.cfg.Now()
+	st.scaler.Record(autoscale.Sample{Time: now, Load: 1, Ready: 0})
+	if st.desired == 0 {
+		st.desired = 1
+		c.event(model, "Normal", "ScaledFromZero", "a request is held by the activator: desired 1")
+	}
+}
+
+// autoscale feeds the gateway's load into each deployment's autoscaler
+// state and applies its decision.
+func (c *Controller) autoscale() {
+	now := c.cfg.Now()
+	stats := map[string]gateway.ModelStats{}
+	for _, s := range c.cfg.Stats() {
+		stats[s.Model] = s
+	}
+	reps := c.cfg.Backend.List()
+	for name, d := range c.objects {
+		d.Default()
+		st := c.state(&d, reps)
+		s := stats[name]
+		cur := RevisionName(&d)
+		ready, rolling := 0, false
+		for _, r := range reps {
+			if r.Deployment != name {
+				continue
+			}
+			if r.Revision != cur {
+				rolling = true
+			} else if r.Ready {
+				ready++
+			}
+		}
+		spec := scaleSpec(d.Spec.Scaling)
+		load := float64(max(s.InFlight, int64(s.Waiting)))
+		if spec.Metric == autoscale.RequestsPerSecond {
+			load = 0
+			if !st.lastSample.IsZero() && s.Requests >= st.lastReqs {
+				load = float64(s.Requests-st.lastReqs) / now.Sub(st.lastSample).Seconds()
+			}
+			st.lastReqs = s.Requests
+		}
+		st.lastSample = now
+		st.scaler.Record(autoscale.Sample{Time: now, Load: load, Ready: ready})
+		dec := autoscale.Decide(now, spec, &st.scaler, autoscale.Inputs{
+			Current: st.desired, Pending: s.Waiting, RolloutInProgress: rolling,
+		})
+		if dec.Desired != st.desired {
+			reason := "ScaledUp"
+			if dec.Desired < st.desired {
+				reason = "ScaledDown"
+			}
+			c.event(name, "Normal", reason, dec.String())
+			c.log.Info("autoscaler", "deployment", name, "decision", dec)
+			st.desired = dec.Desired
+		}
+	}
+}
+
+func scaleSpec(s v1alpha1.Scaling) autoscale.Spec {
+	lo := int(*s.MinReplicas)
+	return autoscale.Spec{
+		MinReplicas: lo, MaxReplicas: int(s.MaxReplicas), Metric: autoscale.Metric(s.Metric), Target: s.Target,
+		ScaleToZero: lo == 0, ScaleToZeroGrace: s.ScaleToZeroGracePeriod.Duration,
+		StableWindow: s.StableWindow.Duration, PanicWindow: s.PanicWindow.Duration, PanicThreshold: s.PanicThreshold,
+		MaxScaleUpRate: s.MaxScaleUpRate, MaxScaleDownRate: s.MaxScaleDownRate,
+	}
+}
+
+func (c *Controller) event(name, typ, reason, msg string) {
+	if err := c.cfg.Store.Record(name, store.ObjectEvent{Type: typ, Reason: reason, Message: msg}); err != nil {
+		c.log.Warn("record event", "deployment", name, "err", err)
+	}
+	c.log.Info(msg, "deployment", name, "reason", reason)
+}
+
+func envList(m map[string]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func removeID(rs []Replica, id string) []Replica {
+	out := make([]Replica, 0, len(rs))
+	for _, r := range rs {
+		if r.ID != id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func filterRev(rs []Replica, rev string) []Replica {
+	var out []Replica
+	for _, r := range rs {
+		if r.Revision == rev {
+			out = append(out, r)
+		}
+	}
+	return out
+}

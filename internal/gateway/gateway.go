@@ -340,6 +340,13 @@ func (g *Gateway) check(ctx context.Context, now time.Time) {
 				g.metrics.ejections.WithLabelValues(m.name, rev.name, "latency").Inc()
 			}
 			rev.refresh(now)
+			if h := m.spec.Hedge; h != nil && h.After == 0 {
+				q := h.Percentile
+				if q == 0 {
+					q = 95
+				}
+				rev.hedgeAfter.Store(int64(rev.lat.percentile(q)))
+			}
 		}
 		if m.hasReady() {
 			m.ctl.act.release()

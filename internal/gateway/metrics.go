@@ -16,6 +16,7 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	retries    *prometheus.CounterVec
+	hedges     *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
 	ejections  *prometheus.CounterVec
 	mirror     *prometheus.CounterVec
@@ -38,6 +39,10 @@ func newMetrics(g *Gateway) *metrics {
 			Name: "shoal_gateway_retries_total",
 			Help: "Retries sent, and retries refused because the retry budget was spent.",
 		}, []string{"model", "result"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_gateway_hedges_total",
+			Help: "Hedged copies sent of requests slower than the model's hedging delay.",
+		}, []string{"model"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_gateway_rejected_total",
 			Help: "Requests refused by the gateway, by reason: queue_full, queue_timeout, activator, unauthenticated, forbidden, rate_limited.",
@@ -56,7 +61,7 @@ func newMetrics(g *Gateway) *metrics {
 			Buckets: []float64{0, 1e-6, 1e-4, 1e-2, 0.1, 1, 10},
 		}, []string{"model", "revision"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.retries, m.rejected, m.ejections, m.mirror, m.mirrorDiff,
+	m.reg.MustRegister(m.requests, m.latency, m.retries, m.hedges, m.rejected, m.ejections, m.mirror, m.mirrorDiff,
 		loadCollector{g}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -74,6 +74,16 @@ func (m *model) revisionFor(rt routing, key uint64) (*revision, error) {
 // model has no ready replica. exclude, when not nil, is avoided if
 // another replica is available (it failed the previous attempt).
 func (g *Gateway) pick(ctx context.Context, rt routing, exclude *replica) (*target, error) {
+	return g.pickWait(ctx, rt, exclude, true)
+}
+
+// pickNow is pick without waiting: it fails with ErrOverloaded rather
+// than queue or activate.
+func (g *Gateway) pickNow(rt routing, exclude *replica) (*target, error) {
+	return g.pickWait(context.Background(), rt, exclude, false)
+}
+
+func (g *Gateway) pickWait(ctx context.Context, rt routing, exclude *replica, wait bool) (*target, error) {
 	var key uint64
 	sticky := rt.sticky != ""
 	if sticky {
@@ -96,6 +106,9 @@ func (g *Gateway) pick(ctx context.Context, rt routing, exclude *replica) (*targ
 			avail = *rev.avail.Load()
 		}
 		if len(avail) == 0 {
+			if !wait {
+				return nil, ErrOverloaded
+			}
 			if err := g.activate(ctx, m); err != nil {
 				return nil, err
 			}
@@ -123,6 +136,9 @@ func (g *Gateway) pick(ctx context.Context, rt routing, exclude *replica) (*targ
 		}
 		if b != nil {
 			return &target{m: m, rev: rev, r: rev.byB[b], release: release}, nil
+		}
+		if !wait {
+			return nil, ErrOverloaded
 		}
 		if err := g.queue(ctx, rev); err != nil {
 			return nil, err

@@ -132,17 +132,11 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 	defer ctl.inflight.Add(-1)
 	ctl.budget.request(start)
 
-	u := url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	var exclude *replica
-	for attempt := 0; ; attempt++ {
-		t, err := g.pick(ctx, rt, exclude)
-		if err != nil {
-			return err
-		}
-		u.Host = t.r.http
-		out := (&http.Request{
+	mk := func(ctx context.Context, t *target) *http.Request {
+		u := &url.URL{Scheme: "http", Host: t.r.http, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+		return (&http.Request{
 			Method:        r.Method,
-			URL:           &u,
+			URL:           u,
 			Proto:         "HTTP/1.1",
 			ProtoMajor:    1,
 			ProtoMinor:    1,
@@ -151,8 +145,22 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 			ContentLength: int64(len(body)),
 			Host:          t.r.http,
 		}).WithContext(ctx)
+	}
+	var exclude *replica
+	for attempt := 0; ; attempt++ {
+		t, err := g.pick(ctx, rt, exclude)
+		if err != nil {
+			return err
+		}
 		t0 := time.Now()
-		resp, err := g.cfg.Transport.RoundTrip(out)
+		var resp *http.Response
+		if d := m.hedgeDelay(t.rev); d > 0 && attempt == 0 {
+			o := g.hedged(ctx, rt, t, mk, d, ctl)
+			resp, err, t, t0 = o.resp, o.err, o.t, o.start
+			defer o.cancel()
+		} else {
+			resp, err = g.cfg.Transport.RoundTrip(mk(ctx, t))
+		}
 		now := time.Now()
 		if err != nil {
 			g.result(t, false, 0, now)
@@ -182,6 +190,9 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 		// the status judges the replica.
 		ok := resp.StatusCode < 500 || resp.StatusCode == http.StatusGatewayTimeout
 		g.result(t, ok, end.Sub(t0), end)
+		if ok && m.spec.Hedge != nil {
+			t.rev.lat.add(end.Sub(t0))
+		}
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			g.unready(t, end)
 		}

@@ -51,6 +51,11 @@ type revision struct {
 	waiters atomic.Int32
 	wake    chan struct{}
 
+	// lat holds recent latencies and hedgeAfter (ns) their hedging
+	// percentile, for models that hedge.
+	lat        latencyRing
+	hedgeAfter atomic.Int64
+
 	okCount prometheus.Counter  // requests answered 200
 	latency prometheus.Observer // request duration
 }

@@ -40,6 +40,9 @@ type Model struct {
 	// pins a client to one revision and replica while they stay. Empty
 	// means no sticky routing.
 	StickyHeader string `json:"sticky_header,omitempty"`
+	// Hedge sends a second copy of a slow REST request to another replica
+	// and answers with whichever answers first. Nil means no hedging.
+	Hedge *Hedge `json:"hedge,omitempty"`
 	// Mirror copies a share of the traffic to a revision whose answers are
 	// compared with the primary's and discarded. Nil means no mirroring.
 	Mirror *Mirror `json:"mirror,omitempty"`
@@ -66,6 +69,18 @@ type Replica struct {
 	// GRPC is the host:port of its gRPC listener. Empty means gRPC
 	// requests never go to this replica.
 	GRPC string `json:"grpc,omitempty"`
+}
+
+// Hedge is a hedging policy. Hedged copies spend the retry budget, so
+// they stay a bounded share of the traffic.
+type Hedge struct {
+	// After is a fixed delay after which to hedge. Zero means the
+	// Percentile of the revision's recent latencies.
+	After Duration `json:"after,omitempty"`
+	// Percentile (50 to 99.9) of the revision's recent latencies after
+	// which to hedge, when After is zero. Zero means 95. No request is
+	// hedged until the revision has answered 32 requests.
+	Percentile float64 `json:"percentile,omitempty"`
 }
 
 // Mirror is a shadow-traffic policy.
@@ -155,6 +170,9 @@ func (t *Table) Validate() error {
 					}
 				}
 			}
+		}
+		if h := m.Hedge; h != nil && (h.After < 0 || h.Percentile < 0 || h.Percentile > 99.9 || (h.Percentile > 0 && h.Percentile < 50)) {
+			return bad("hedge: after must not be negative, percentile must be 50-99.9")
 		}
 		if mr := m.Mirror; mr != nil {
 			if !seen[mr.Revision] {

@@ -324,6 +324,8 @@ func load(ctx context.Context, cfg backend.Config, log *slog.Logger) (backend.Mo
 		}
 		return nil, errs[0]
 	}
+	// Ready from the moment Load returns, not once the slots have run.
+	m.alive.Add(int32(len(ws)))
 	for i, w := range ws {
 		m.wg.Add(1)
 		go m.slot(i, w)
@@ -347,6 +349,7 @@ func (m *Model) startWorker(i int) (*worker, hints, error) {
 }
 
 // slot keeps worker number i running and feeds it requests until Close.
+// w is the first worker, already counted in alive.
 func (m *Model) slot(i int, w *worker) {
 	defer m.wg.Done()
 	backoff := 100 * time.Millisecond
@@ -372,8 +375,8 @@ func (m *Model) slot(i int, w *worker) {
 			}
 			backoff = 100 * time.Millisecond
 			m.log.Info("python worker replaced", "worker", i, "pid", w.p.Pid())
+			m.alive.Add(1)
 		}
-		m.alive.Add(1)
 		m.serve(i, w)
 		m.alive.Add(-1)
 		w.stop(m.set.grace)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/backend/python"
 	pb "github.com/shoal-ml/shoal/internal/oip/inferencepb"
 	"github.com/shoal-ml/shoal/internal/serve"
+	"github.com/shoal-ml/shoal/internal/tensor"
 )
 
 // pythonPath returns the Python 3 the tests use ($SHOAL_PYTHON, default
@@ -203,7 +205,7 @@ func testRepo(t *testing.T, py string) (repo string, exp expected) {
 	copyFile(t, pkl, filepath.Join(repo, "iris-proba", "1", "model.pkl"))
 	writeFile(t, filepath.Join(repo, "iris-proba", "model.yaml"), "format: python\nparameters: {python: "+py+", allow_pickle: \"true\", method: predict_proba, workers: \"1\"}\n")
 	copyFile(t, pkl, filepath.Join(repo, "iris-batched", "1", "model.pkl"))
-	writeFile(t, filepath.Join(repo, "iris-batched", "model.yaml"), "format: python\nbatching: {max_batch_size: 16, max_queue_delay: 5ms}\nparameters: {python: "+py+", allow_pickle: \"true\", batchable: \"true\", workers: \"1\"}\n")
+	writeFile(t, filepath.Join(repo, "iris-batched", "model.yaml"), "format: python\nbatching: {max_batch_size: 32, max_queue_delay: 5ms}\nparameters: {python: "+py+", allow_pickle: \"true\", batchable: \"true\", workers: \"1\"}\n")
 	copyFile(t, pkl, filepath.Join(repo, "iris-refused", "1", "model.pkl"))
 	writeFile(t, filepath.Join(repo, "iris-refused", "model.yaml"), "format: python\nparameters: {python: "+py+"}\n")
 	copyFile(t, "testdata/custom.py", filepath.Join(repo, "custom", "1", "custom.py"))
@@ -476,5 +478,34 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("Load() = %v, want %v with %q", err, tt.wantErr, tt.want)
 			}
 		})
+	}
+}
+
+func TestReadyFromLoadUntilClose(t *testing.T) {
+	py := pythonPath(t, "numpy")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "sum.py"), "class Model:\n    def predict(self, inputs):\n        return inputs['input'].sum(axis=1)\n")
+	m, err := python.Load(context.Background(), backend.Config{
+		Name: "sum", Dir: dir,
+		Outputs:    []backend.TensorSpec{{Name: "out", DType: tensor.FP64, Shape: []int64{-1}}},
+		Parameters: map[string]string{"python": py, "module": "sum.py", "workers": "2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.(interface{ Ready() bool })
+	if !r.Ready() {
+		t.Error("Ready() = false right after Load")
+	}
+	out, err := m.Infer(context.Background(), []*tensor.Tensor{{Name: "input", DType: tensor.FP32, Shape: []int64{2, 2}, Data: []float32{1, 2, 3, 4}}})
+	if err != nil || len(out) != 1 || out[0].DType != tensor.FP64 || !slices.Equal(out[0].Data.([]float64), []float64{3, 7}) {
+		t.Errorf("Infer() = %v, %v; want out FP64 [3 7]", out, err)
+	}
+	if n := len(procsIn(dir)); n != 2 {
+		t.Errorf("%d processes in the model directory, want 2 workers", n)
+	}
+	m.(backend.Closer).Close()
+	if r.Ready() || len(procsIn(dir)) != 0 {
+		t.Errorf("after Close: Ready() = %v, processes %v; want false, none", r.Ready(), procsIn(dir))
 	}
 }

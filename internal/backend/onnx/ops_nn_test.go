@@ -91,6 +91,11 @@ func TestNNOps(t *testing.T) {
 			[]*Value{f32([]int64{1, 1, 1, 1}, 1), f32([]int64{1, 1, 2, 1}, 0, 0), f32([]int64{1, 1, 2, 1}, 1, 3),
 				tv(tensor.Bool, []int64{1, 2}, []bool{false, true})},
 			[]int64{1, 1, 1, 1}, []float32{3}},
+		{"det 2x2", "Det", 22, nil, []*Value{f32([]int64{2, 2}, 1, 2, 3, 4)}, nil, []float32{-2}},
+		{"center crop and pad", "CenterCropPad", 18, nil, []*Value{f32([]int64{3, 1}, 1, 2, 3), i64([]int64{2}, 1, 3)},
+			[]int64{1, 3}, []float32{0, 2, 0}},
+		{"hann window periodic", "HannWindow", 17, nil, []*Value{i64(nil, 4)}, []int64{4}, []float32{0, 0.5, 1, 0.5}},
+		{"unique sorted", "Unique", 11, nil, []*Value{f32([]int64{4}, 3, 1, 3, 2)}, []int64{3}, []float32{1, 2, 3}},
 		{"depth to space crd", "DepthToSpace", 13, attrs(intAttr("blocksize", 2), stringAttr("mode", "CRD")),
 			[]*Value{f32([]int64{1, 4, 1, 1}, 1, 2, 3, 4)}, []int64{1, 1, 2, 2}, []float32{1, 2, 3, 4}},
 	}

@@ -23,6 +23,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	httpAddr := fl.String("http", ":8000", "REST listen `address`")
 	grpcAddr := fl.String("grpc", ":8001", "gRPC listen `address` (empty: no gRPC)")
 	keys := fl.String("keys", "", "API keys `file` (YAML list of {name, sha256, models, rate, burst}; empty: no authentication)")
+	jwks := fl.String("jwks", "", "JSON Web Key Set `file`: also accept JWTs signed by these keys as Bearer tokens")
+	var jwtCfg gateway.JWTConfig
+	fl.StringVar(&jwtCfg.Issuer, "jwt-issuer", "", "required JWT issuer (iss); empty: any")
+	fl.StringVar(&jwtCfg.Audience, "jwt-audience", "", "required JWT audience (aud); empty: any")
+	fl.StringVar(&jwtCfg.ModelsClaim, "jwt-models-claim", "models", "JWT claim listing the models a token may call")
 	cert := fl.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and gRPC over TLS")
 	key := fl.String("tls-key", "", "TLS private key `file` (PEM)")
 	fl.DurationVar(&cfg.Timeout, "timeout", 0, "end-to-end timeout of a request whose model sets none (0: 30s)")
@@ -80,6 +85,16 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return fmt.Errorf("%s: %w", *keys, err)
 		}
 	}
+	if *jwks != "" {
+		b, err := os.ReadFile(*jwks)
+		if err != nil {
+			return err
+		}
+		if jwtCfg.Keys, err = gateway.ParseJWKS(b); err != nil {
+			return fmt.Errorf("%s: %w", *jwks, err)
+		}
+		cfg.JWT = &jwtCfg
+	}
 	if *cert != "" {
 		c, err := tls.LoadX509KeyPair(*cert, *key)
 		if err != nil {
@@ -102,6 +117,6 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	log.Info("gateway", "routes", *routes, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "keys", len(cfg.Keys))
+	log.Info("gateway", "routes", *routes, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "keys", len(cfg.Keys), "jwt", cfg.JWT != nil)
 	return g.Serve(ctx, hl, gl)
 }

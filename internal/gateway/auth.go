@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -90,10 +89,24 @@ func credential(get func(string) string) string {
 	return ""
 }
 
-// check authenticates a request for model at now: ErrUnauthenticated,
-// ErrForbidden or ErrRateLimited, or nil.
-func (kr *keyring) check(h http.Header, model string, now time.Time) error {
-	return kr.checkKey(credential(h.Get), model, now)
+// authOn reports whether requests must carry credentials.
+func (g *Gateway) authOn() bool { return g.keys != nil || g.jwt != nil }
+
+// authorize checks the credentials that get reads (a header or metadata
+// lookup) for model at now: ErrUnauthenticated, ErrForbidden,
+// ErrRateLimited, or nil. Tokens shaped like a JWT go to the JWT
+// verifier when one is configured, everything else to the API keys.
+func (g *Gateway) authorize(get func(string) string, model string, now time.Time) error {
+	cred := credential(get)
+	switch {
+	case cred == "":
+		return ErrUnauthenticated
+	case g.jwt != nil && looksLikeJWT(cred):
+		return g.jwt.check(cred, model)
+	case g.keys != nil:
+		return g.keys.checkKey(cred, model, now)
+	}
+	return ErrUnauthenticated
 }
 
 func (kr *keyring) checkKey(key, model string, now time.Time) error {

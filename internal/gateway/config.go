@@ -75,6 +75,9 @@ type Config struct {
 	// Keys are the API keys accepted. Empty means no authentication (and
 	// no per-key rate limit).
 	Keys []APIKey
+	// JWT, when set, also accepts JSON Web Tokens as Bearer credentials.
+	// Nil means only API keys (if any) are accepted.
+	JWT *JWTConfig
 
 	// MaxBodyBytes bounds a request body (413 beyond). Zero means 64 MiB.
 	MaxBodyBytes int64

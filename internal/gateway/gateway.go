@@ -40,7 +40,8 @@ type Gateway struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
-	keys    *keyring
+	keys    *keyring     // nil: no API keys
+	jwt     *jwtVerifier // nil: no JWT
 
 	routes atomic.Pointer[routes]
 	loaded chan struct{} // closed on the first table
@@ -59,6 +60,10 @@ func New(cfg Config) (*Gateway, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	jv, err := newJWTVerifier(cfg.JWT)
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -70,6 +75,7 @@ func New(cfg Config) (*Gateway, error) {
 		ctls:   map[string]*modelCtl{},
 		conns:  map[string]*grpc.ClientConn{},
 		keys:   newKeyring(cfg.Keys),
+		jwt:    jv,
 
 		mirrorSlots: make(chan struct{}, cfg.MaxConcurrency),
 	}

@@ -78,8 +78,8 @@ func forward[T any](ctx context.Context, g *Gateway, name string, call func(cont
 		}
 		return ""
 	}
-	if g.keys != nil {
-		if err := g.keys.checkKey(credential(get), name, start); err != nil {
+	if g.authOn() {
+		if err := g.authorize(get, name, start); err != nil {
 			g.metrics.rejected.WithLabelValues(g.label(name), rejectReason(err)).Inc()
 			return zero, grpcError(err)
 		}

@@ -88,8 +88,8 @@ var hopHeaders = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Pr
 // answer back, retrying when safe.
 func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) error {
 	start := time.Now()
-	if g.keys != nil {
-		if err := g.keys.check(r.Header, name, start); err != nil {
+	if g.authOn() {
+		if err := g.authorize(r.Header.Get, name, start); err != nil {
 			g.metrics.rejected.WithLabelValues(g.label(name), rejectReason(err)).Inc()
 			return err
 		}
@@ -119,7 +119,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 	if sh := m.spec.StickyHeader; sh != "" {
 		rt.sticky = h.Get(sh)
 	}
-	if g.keys != nil {
+	if g.authOn() {
 		h.Del("Authorization")
 		h.Del(HeaderAPIKey)
 	}

@@ -13,7 +13,10 @@ import (
 // nonpad_kv_seqlen, softcap and the qk_matmul_output modes. It computes
 // in float64 with plain loops: correct, not fast.
 func attentionOps() []Op {
-	return []Op{{Domain: DomainONNX, Type: "Attention", Since: 23, New: newAttention}}
+	return []Op{
+		{Domain: DomainONNX, Type: "Attention", Since: 23, New: newAttention},
+		{Domain: DomainONNX, Type: "RotaryEmbedding", Since: 23, New: newRotaryEmbedding},
+	}
 }
 
 type attentionAttrs struct {
@@ -394,4 +397,94 @@ func attentionBias(bias, mbuf []float64, tmp *Scratch, a *attentionAttrs, mask, 
 		}
 	}
 	return nil
+}
+
+// newRotaryEmbedding builds RotaryEmbedding (opset 23): each head vector
+// of X (4-D [batch, heads, seq, size], or 3-D [batch, seq, heads*size]
+// with num_heads) has its first rotary_embedding_dim values rotated by the
+// cos and sin caches, indexed by position_ids ([batch, seq]) or given per
+// batch and position; pairs are halves of the rotated part, or adjacent
+// values when interleaved.
+func newRotaryEmbedding(n *Node) (Kernel, error) {
+	interleaved := n.Attrs.Int("interleaved", 0) != 0
+	heads := int(n.Attrs.Int("num_heads", 0))
+	rotDim := int(n.Attrs.Int("rotary_embedding_dim", 0))
+	if err := n.Attrs.Err(); err != nil {
+		return nil, err
+	}
+	return func(tmp *Scratch, in, out []*Value) error {
+		for i := range 3 {
+			if err := checkType("RotaryEmbedding", in[i], floatTypes...); err != nil {
+				return err
+			}
+		}
+		x := &in[0].Tensor
+		var B, H, S, D int
+		switch len(x.Shape) {
+		case 4:
+			B, H, S, D = int(x.Shape[0]), int(x.Shape[1]), int(x.Shape[2]), int(x.Shape[3])
+		case 3:
+			if heads <= 0 || int(x.Shape[2])%heads != 0 {
+				return badInput("RotaryEmbedding of %v with num_heads %d", x.Shape, heads)
+			}
+			B, S, H, D = int(x.Shape[0]), int(x.Shape[1]), heads, int(x.Shape[2])/heads
+		default:
+			return badInput("RotaryEmbedding of %v", x.Shape)
+		}
+		rot := rotDim
+		if rot == 0 {
+			rot = D
+		}
+		half := rot / 2
+		cs, sn := &in[1].Tensor, &in[2].Tensor
+		cw := int(cs.Shape[len(cs.Shape)-1])
+		if half > cw || rot > D {
+			return badInput("RotaryEmbedding caches %v for rotary dimension %d", cs.Shape, rot)
+		}
+		var pid []int64
+		if v := Arg(in, 3); v.Kind == KindTensor {
+			var err error
+			if pid, err = intsOf(v, tmp.Int64s(B * S)[:0]); err != nil {
+				return err
+			}
+		}
+		nx, nc := numel(x.Shape), numel(cs.Shape)
+		buf := tmp.Float64s(nx + 2*nc)
+		xs := floatsOf(x, buf[:nx])
+		cv, sv := floatsOf(cs, buf[nx:nx+nc]), floatsOf(sn, buf[nx+nc:])
+		rows := nc / cw
+		for b := range B {
+			for s := range S {
+				row := b*S + s
+				if pid != nil {
+					row = int(pid[b*S+s])
+				}
+				if row < 0 || row >= rows {
+					return badInput("RotaryEmbedding position %d out of range", row)
+				}
+				c, si := cv[row*cw:row*cw+half], sv[row*cw:row*cw+half]
+				for h := range H {
+					off := ((b*H+h)*S + s) * D
+					if len(x.Shape) == 3 {
+						off = ((b*S+s)*H + h) * D
+					}
+					v := xs[off : off+rot]
+					for i := range half {
+						i1, i2 := i, i+half
+						if interleaved {
+							i1, i2 = 2*i, 2*i+1
+						}
+						x1, x2 := v[i1], v[i2]
+						v[i1] = c[i]*x1 - si[i]*x2
+						v[i2] = si[i]*x1 + c[i]*x2
+					}
+				}
+			}
+		}
+		if err := out[0].Resize(x.DType, x.Shape); err != nil {
+			return err
+		}
+		storeFloats(&out[0].Tensor, xs)
+		return nil
+	}, nil
 }

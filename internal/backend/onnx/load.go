@@ -327,7 +327,7 @@ func (m *Model) fold(st step, r *tensorReader) error {
 	}
 	out := make([]*Value, len(st.out))
 	for k := range out {
-		out[k] = new(Value)
+		out[k] = &Value{limit: int(max(r.budget/8, 1))}
 	}
 	if err := st.kernel(new(Scratch), in, out); err != nil {
 		return err
@@ -336,6 +336,7 @@ func (m *Model) fold(st step, r *tensorReader) error {
 		if err := r.take(valueBytes(out[k])); err != nil {
 			return err
 		}
+		out[k].limit = 0
 		m.consts[vi] = out[k]
 	}
 	return nil

@@ -54,6 +54,10 @@ type Value struct {
 	next  int
 	// seqBuf keeps every element Value ever allocated by ResizeSeq.
 	seqBuf []*Value
+	// limit, when positive, bounds the elements Resize accepts (constant
+	// folding sets it, so that a hostile model cannot make the loader
+	// allocate past its memory limit).
+	limit int
 }
 
 // Resize makes v a tensor of type dt and the given shape, reusing v's
@@ -66,6 +70,9 @@ func (v *Value) Resize(dt tensor.DType, shape []int64) error {
 	n, err := tensor.NumElements(shape)
 	if err != nil {
 		return err
+	}
+	if v.limit > 0 && n > v.limit {
+		return fmt.Errorf("%w: %v has more than the %d elements allowed here", tensor.ErrShape, shape, v.limit)
 	}
 	if dt == tensor.Invalid || int(dt) >= numDTypes {
 		return fmt.Errorf("%w %v", tensor.ErrDType, dt)

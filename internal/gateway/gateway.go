@@ -52,7 +52,10 @@ type Gateway struct {
 	conns map[string]*grpc.ClientConn // by replica gRPC address
 	bufs  sync.Pool
 
-	mirrorSlots chan struct{} // bounds mirrored requests in flight
+	mirrorSlots chan struct{}  // bounds mirrored requests in flight
+	background  sync.WaitGroup // mirrored requests, awaited by Run
+	quit        chan struct{}  // closed when Run ends: cancels them
+	quitOnce    sync.Once
 }
 
 // New validates cfg and returns a gateway with an empty routing table.
@@ -78,6 +81,7 @@ func New(cfg Config) (*Gateway, error) {
 		jwt:    jv,
 
 		mirrorSlots: make(chan struct{}, cfg.MaxConcurrency),
+		quit:        make(chan struct{}),
 	}
 	g.bufs.New = newBuffer
 	g.metrics = newMetrics(g)
@@ -99,8 +103,9 @@ func (g *Gateway) Ready() bool {
 func (g *Gateway) Table() *Table { return g.routes.Load().table }
 
 // Run watches the Source and probes replicas until ctx is done or the
-// source fails; it returns after its goroutines have exited, with the
-// source's error if any.
+// source fails; then it cancels the mirrored requests still in flight. It
+// returns after its goroutines have exited, with the source's error if
+// any. Call it once.
 func (g *Gateway) Run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
@@ -134,6 +139,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		err = nil
 	}
+	g.quitOnce.Do(func() { close(g.quit) })
+	g.background.Wait()
 	g.mu.Lock()
 	for a, c := range g.conns {
 		c.Close()

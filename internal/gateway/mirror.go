@@ -20,6 +20,12 @@ func (g *Gateway) mirrorHTTP(r *http.Request, m *model, body, primaryResp []byte
 	rev := m.mirror
 	count := func(result string) { g.metrics.mirror.WithLabelValues(m.name, rev.name, result).Inc() }
 	select {
+	case <-g.quit: // shutting down
+		count("dropped")
+		return
+	default:
+	}
+	select {
 	case g.mirrorSlots <- struct{}{}:
 	default:
 		count("dropped")
@@ -30,10 +36,17 @@ func (g *Gateway) mirrorHTTP(r *http.Request, m *model, body, primaryResp []byte
 	h.Del(HeaderRevision)
 	u := url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	method := r.Method
-	go func() {
+	g.background.Go(func() {
 		defer func() { <-g.mirrorSlots }()
 		ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
 		defer cancel()
+		go func() { // the gateway stopping cancels the copy
+			select {
+			case <-g.quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		t, err := g.pick(ctx, routing{model: m.name, pin: rev.name}, nil)
 		if err != nil {
 			count("error")
@@ -75,7 +88,7 @@ func (g *Gateway) mirrorHTTP(r *http.Request, m *model, body, primaryResp []byte
 				count("output_mismatch")
 			}
 		}
-	}()
+	})
 }
 
 // compareOutputs compares the outputs of two OIP (or V1) JSON answers.

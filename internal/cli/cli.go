@@ -30,6 +30,26 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runGateway(ctx, args[1:], stdout, stderr)
 	case "onnx":
 		err = runONNX(ctx, args[1:], stdout, stderr)
+	case "up":
+		err = runUp(ctx, args[1:], stdout, stderr)
+	case "apply":
+		err = runApply(ctx, args[1:], stdout, stderr)
+	case "get":
+		err = runGet(ctx, args[1:], stdout, stderr)
+	case "describe":
+		err = runDescribe(ctx, args[1:], stdout, stderr)
+	case "delete":
+		err = runDelete(ctx, args[1:], stdout, stderr)
+	case "scale":
+		err = runScale(ctx, args[1:], stdout, stderr)
+	case "rollout":
+		err = runRollout(ctx, args[1:], stdout, stderr)
+	case "logs":
+		err = runLogs(ctx, args[1:], stdout, stderr)
+	case "events":
+		err = runEvents(ctx, args[1:], stdout, stderr)
+	case "predict":
+		err = runPredict(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "shoal", version())
 	case "help", "-h", "--help":
@@ -63,6 +83,13 @@ func usage(w io.Writer) {
 Usage:
   shoal serve [flags] [MODEL_REPOSITORY | MODEL_FILE]   serve models over the Open Inference Protocol v2
   shoal gateway -routes FILE [flags]                    route requests to model replicas (docs/gateway.md)
+  shoal up [flags] [FILE | DIR]                         control plane + gateway + replicas on this machine (docs/control-plane.md)
+  shoal apply -f FILE                                   create or update ModelDeployments
+  shoal get [NAME] | describe NAME | delete NAME        read and delete ModelDeployments (-o table|json|yaml)
+  shoal scale NAME REPLICAS                             pin a deployment's replica count
+  shoal rollout status|pause|resume|undo NAME           drive a rollout
+  shoal logs NAME | events NAME                         replica output, recorded events
+  shoal predict NAME JSON|@FILE                         send an inference request through the gateway
   shoal onnx conformance [-o FILE] [DIR]                run the ONNX conformance suite (docs/onnx.md)
   shoal version                                         print the version
 

@@ -218,6 +218,10 @@ func (c *Controller) state(d *v1alpha1.ModelDeployment, replicas []Replica) *dep
 		st = &deployState{desired: min(max(n, lo, 1), hi), progressed: c.cfg.Now()}
 		c.states[d.Metadata.Name] = st
 	}
+	// A changed spec (shoal scale) applies at once, not at the next tick.
+	if lo, hi := int(*d.Spec.Scaling.MinReplicas), int(d.Spec.Scaling.MaxReplicas); st.desired < lo || st.desired > hi {
+		st.desired = min(max(st.desired, lo), hi)
+	}
 	return st
 }
 

@@ -169,3 +169,28 @@ func BenchmarkConv3x3(b *testing.B) {
 		}
 	}
 }
+
+func TestNonMaxSuppression(t *testing.T) {
+	boxes := f32([]int64{1, 3, 4}, 0, 0, 1, 1, 0, 0.1, 1, 1.1, 0, 2, 1, 3)
+	scores := f32([]int64{1, 1, 3}, 0.9, 0.8, 0.7)
+	got, err := runOp(t, "NonMaxSuppression", 11, nil, boxes, scores, i64([]int64{1}, 3), f32([]int64{1}, 0.5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{0, 0, 0, 0, 0, 2}
+	if !closeInts(got.Int64s(), want) {
+		t.Errorf("NonMaxSuppression = %v, want %v", got.Int64s(), want)
+	}
+}
+
+func closeInts(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -5,7 +5,7 @@ package onnx
 // transforms models built with deep-learning frameworks use.
 func nnOps() []Op {
 	var ops []Op
-	for _, l := range [][]Op{activationOps(), convOps(), poolOps(), normOps(), tensorOps(), resizeOps(), lossOps(), attentionOps(), extraOps(), gridOps(), detectOps()} {
+	for _, l := range [][]Op{activationOps(), convOps(), poolOps(), normOps(), tensorOps(), resizeOps(), lossOps(), attentionOps(), extraOps(), gridOps(), detectOps(), rnnOps()} {
 		ops = append(ops, l...)
 	}
 	return ops

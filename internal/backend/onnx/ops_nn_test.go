@@ -194,3 +194,19 @@ func closeInts(a, b []int64) bool {
 	}
 	return true
 }
+
+func TestRNNBidirectional(t *testing.T) {
+	x := f32([]int64{2, 1, 1}, 1, 2)
+	w := f32([]int64{2, 1, 1}, 1, 1)
+	r := f32([]int64{2, 1, 1}, 0.5, 0)
+	got, err := runOp(t, "RNN", 14, attrs(stringAttr("direction", "bidirectional"), intAttr("hidden_size", 1)), x, w, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1 := math.Tanh(1)
+	f2 := math.Tanh(2 + 0.5*f1)
+	want := []float32{float32(f1), float32(math.Tanh(1)), float32(f2), float32(math.Tanh(2))}
+	if got.Tensor.Shape[0] != 2 || got.Tensor.Shape[1] != 2 || !closeTo(got.Float32s(), want) {
+		t.Errorf("RNN = %v %v, want [2 2 1 1] %v", got.Tensor.Shape, got.Float32s(), want)
+	}
+}

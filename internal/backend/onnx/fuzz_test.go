@@ -3,6 +3,7 @@ package onnx
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -95,10 +96,27 @@ func TestParseRejects(t *testing.T) {
 			Output: []*onnxpb.ValueInfoProto{{Name: str("y")}},
 		})},
 	}
+	i64 := int32(onnxInt64)
+	tests = append(tests, struct {
+		name string
+		data []byte
+	}{"folding past the memory limit", graph(&onnxpb.GraphProto{
+		// ConstantOfShape of a constant shape is folded at load time: a
+		// [2^20, 2^10] float tensor is 4 GiB, above the 1 MiB limit below.
+		Initializer: []*onnxpb.TensorProto{{Name: str("s"), DataType: &i64, Dims: []int64{2}, Int64Data: []int64{1 << 20, 1 << 10}}},
+		Node:        []*onnxpb.NodeProto{{OpType: str("ConstantOfShape"), Input: []string{"s"}, Output: []string{"y"}}},
+		Output:      []*onnxpb.ValueInfoProto{{Name: str("y")}},
+	})})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Parse(tt.data, t.TempDir(), Options{}); err == nil {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if _, err := Parse(tt.data, t.TempDir(), Options{MaxBytes: 1 << 20}); err == nil {
 				t.Errorf("Parse(%s) = nil error, want one", tt.name)
+			}
+			runtime.ReadMemStats(&after)
+			if got := after.TotalAlloc - before.TotalAlloc; got > 32<<20 {
+				t.Errorf("Parse(%s) allocated %d bytes, want at most 32 MiB with a 1 MiB limit", tt.name, got)
 			}
 		})
 	}

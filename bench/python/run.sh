@@ -26,14 +26,14 @@
 # The load generator runs on the same machine and shares its cores.
 #
 # Environment: PYTHON (/usr/bin/python3, with flask, numpy, sklearn),
-# GUNICORN (gunicorn), REPEAT (1), DURATION (5s), WARMUP (1s),
+# GUNICORN (gunicorn), REPEAT (3), DURATION (5s), WARMUP (1s),
 # CONCS ("1 8 64"), PORT (first of five consecutive ports, 19180).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PYTHON=${PYTHON:-/usr/bin/python3}
 GUNICORN=${GUNICORN:-gunicorn}
-REPEAT=${REPEAT:-1}
+REPEAT=${REPEAT:-3}
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-1s}
 CONCS=${CONCS:-"1 8 64"}

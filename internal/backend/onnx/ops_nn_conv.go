@@ -210,10 +210,10 @@ func newConv(n *Node) (Kernel, error) {
 		return nil, attrError("Conv group %d", group)
 	}
 	return func(tmp *Scratch, in, out []*Value) error {
-		if err := checkType("Conv input", in[0], tensor.FP32); err != nil {
+		if err := checkType("Conv input", in[0], floatTypes...); err != nil {
 			return err
 		}
-		if err := checkType("Conv weights", in[1], tensor.FP32); err != nil {
+		if err := checkType("Conv weights", in[1], in[0].Tensor.DType); err != nil {
 			return err
 		}
 		x, wt := &in[0].Tensor, &in[1].Tensor
@@ -238,25 +238,43 @@ func newConv(n *Node) (Kernel, error) {
 		for i := range g.rank {
 			shape[2+i] = int64(g.out[i])
 		}
-		if err := out[0].Resize(tensor.FP32, shape); err != nil {
+		if err := out[0].Resize(x.DType, shape); err != nil {
 			return err
-		}
-		y := out[0].Float32s()
-		var bias []float32
-		if b := Arg(in, 2); b.Kind != KindNone {
-			if err := checkType("Conv bias", b, tensor.FP32); err != nil {
-				return err
-			}
-			if bias = b.Float32s(); len(bias) != m {
-				return badInput("Conv bias of %d for %d maps", len(bias), m)
-			}
 		}
 		cg, mg := c/group, m/group
 		nk := spatialSize(&g.k, g.rank)
 		ni, no := spatialSize(&g.in, g.rank), spatialSize(&g.out, g.rank)
 		kk := cg * nk
-		col := tmp.Float32s(kk * no)
-		xs, ws := x.Data.([]float32), wt.Data.([]float32)
+		// FP16 and FP64 are computed in float32 scratch memory.
+		nx, nw, ny := x.Len(), wt.Len(), nb*m*no
+		wide := x.DType != tensor.FP32
+		extra := 0
+		if wide {
+			extra = nx + nw + m + ny
+		}
+		buf := tmp.Float32s(kk*no + extra)
+		col := buf[:kk*no]
+		var xs, ws, y []float32
+		if wide {
+			xs, ws = toFloat32s(x, buf[kk*no:kk*no+nx]), toFloat32s(wt, buf[kk*no+nx:kk*no+nx+nw])
+			y = buf[kk*no+nx+nw+m:]
+		} else {
+			xs, ws, y = x.Data.([]float32), wt.Data.([]float32), out[0].Float32s()
+		}
+		var bias []float32
+		if b := Arg(in, 2); b.Kind != KindNone {
+			if err := checkType("Conv bias", b, x.DType); err != nil {
+				return err
+			}
+			if b.Len() != m {
+				return badInput("Conv bias of %d for %d maps", b.Len(), m)
+			}
+			if wide {
+				bias = toFloat32s(&b.Tensor, buf[kk*no+nx+nw:kk*no+nx+nw+m])
+			} else {
+				bias = b.Float32s()
+			}
+		}
 		for b := range nb {
 			for gi := range group {
 				xi := xs[(b*c+gi*cg)*ni : (b*c+(gi+1)*cg)*ni]
@@ -273,8 +291,45 @@ func newConv(n *Node) (Kernel, error) {
 				}
 			}
 		}
+		if wide {
+			fromFloat32s(&out[0].Tensor, y)
+		}
 		return nil
 	}, nil
+}
+
+// toFloat32s returns the elements of an FP16 or FP64 tensor as float32
+// in buf.
+func toFloat32s(t *tensor.Tensor, buf []float32) []float32 {
+	switch d := t.Data.(type) {
+	case []float64:
+		for i, v := range d {
+			buf[i] = float32(v)
+		}
+	case []uint16:
+		for i, v := range d {
+			buf[i] = tensor.Float16ToFloat32(v)
+		}
+	case []float32:
+		copy(buf, d)
+	}
+	return buf
+}
+
+// fromFloat32s stores vals into an FP16 or FP64 tensor.
+func fromFloat32s(t *tensor.Tensor, vals []float32) {
+	switch d := t.Data.(type) {
+	case []float64:
+		for i := range d {
+			d[i] = float64(vals[i])
+		}
+	case []uint16:
+		for i := range d {
+			d[i] = tensor.Float32ToFloat16(vals[i])
+		}
+	case []float32:
+		copy(d, vals)
+	}
 }
 
 func newConvTranspose(n *Node) (Kernel, error) {

@@ -210,3 +210,21 @@ func TestRNNBidirectional(t *testing.T) {
 		t.Errorf("RNN = %v %v, want [2 2 1 1] %v", got.Tensor.Shape, got.Float32s(), want)
 	}
 }
+
+func TestConvFP16(t *testing.T) {
+	h := func(shape []int64, v ...float32) *Value {
+		d := make([]uint16, len(v))
+		for i, f := range v {
+			d[i] = tensor.Float32ToFloat16(f)
+		}
+		return tv(tensor.FP16, shape, d)
+	}
+	got, err := runOp(t, "Conv", 11, nil, h([]int64{1, 1, 1, 2}, 1, 2), h([]int64{1, 1, 1, 1}, 2), h([]int64{1}, 0.5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := got.Tensor.Data.([]uint16)
+	if got.Tensor.DType != tensor.FP16 || tensor.Float16ToFloat32(d[0]) != 2.5 || tensor.Float16ToFloat32(d[1]) != 4.5 {
+		t.Errorf("Conv FP16 = %v %v, want FP16 [2.5 4.5]", got.Tensor.DType, d)
+	}
+}

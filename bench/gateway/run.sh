@@ -141,7 +141,13 @@ print(f"added by the gateway: p50 {med([r['p50_us'] for r in g]) - med([r['p50_u
       f"gateway CPU / bare CPU per request: {med([r['cpu_us_per_req'][gpid] for r in g]) / med([r['cpu_us_per_req'][bpid] for r in b]):.2f}x")
 print()
 print(f"overload ({ov['target_rate']:.0f} req/s offered, max_concurrency 16, queue 32): "
-      f"{ov['ok_rps']:.0f} req/s served (p50 {ov['p50_us']:.0f} µs, p99 {ov['p99_us']:.0f} µs), "
-      f"errors {ov.get('errors', {})}, rejection p99 {ov.get('reject_p99_us', 0):.0f} µs, gateway CPU {ov['cpu_us_per_req'][opid]:.0f} µs/req")
+      f"{ov['ok_rps']:.0f} req/s served (p50 {ov['p50_us']:.0f} µs, p99 {ov['p99_us']:.0f} µs from the due time; "
+      f"p50 {ov['sent_p50_us']:.0f} µs, p99 {ov['sent_p99_us']:.0f} µs from the send), "
+      f"errors {ov.get('errors', {})}, rejection p99 {ov.get('reject_p99_us', 0):.0f} µs from the due time, "
+      f"{ov.get('sent_reject_p99_us', 0):.0f} µs from the send; gateway CPU {ov['cpu_us_per_req'][opid]:.0f} µs/req")
+print()
+print("from the send (generator lag left out), medians: " + "; ".join(
+    f"{n} p50 {med([r['sent_p50_us'] for r in rs]):.0f} µs p99 {med([r['sent_p99_us'] for r in rs]):.0f} µs"
+    for n, rs in (("direct", d), ("gateway", g), ("bare", b))))
 PY
 echo "raw results: $OUT" >&2

@@ -163,11 +163,12 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 		}
 		now := time.Now()
 		if err != nil {
-			g.result(t, false, 0, now)
-			t.done()
-			if ctx.Err() != nil {
+			if ctx.Err() != nil { // the client left or the timeout passed: not the replica's failure
+				t.done()
 				return ctx.Err()
 			}
+			g.result(t, false, 0, now)
+			t.done()
 			if g.canRetry(attempt, ctl, now) {
 				exclude = t.r
 				continue

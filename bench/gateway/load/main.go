@@ -36,27 +36,33 @@ import (
 )
 
 type result struct {
-	Label       string             `json:"label,omitempty"`
-	Mode        string             `json:"mode"`
-	TargetRate  float64            `json:"target_rate,omitempty"`
-	Seconds     float64            `json:"seconds"`
-	Requests    int                `json:"requests"`
-	OK          int                `json:"ok"`
-	Errors      map[string]int     `json:"errors,omitempty"`
-	RPS         float64            `json:"rps"`
-	OKRPS       float64            `json:"ok_rps"`
-	P50us       float64            `json:"p50_us"`
-	P90us       float64            `json:"p90_us"`
-	P99us       float64            `json:"p99_us"`
-	MaxUs       float64            `json:"max_us"`
-	RejectP99us float64            `json:"reject_p99_us,omitempty"`
-	CPUus       map[string]float64 `json:"cpu_us_per_req,omitempty"`
-	SelfCPUus   float64            `json:"self_cpu_us_per_req"`
+	Label       string         `json:"label,omitempty"`
+	Mode        string         `json:"mode"`
+	TargetRate  float64        `json:"target_rate,omitempty"`
+	Seconds     float64        `json:"seconds"`
+	Requests    int            `json:"requests"`
+	OK          int            `json:"ok"`
+	Errors      map[string]int `json:"errors,omitempty"`
+	RPS         float64        `json:"rps"`
+	OKRPS       float64        `json:"ok_rps"`
+	P50us       float64        `json:"p50_us"`
+	P90us       float64        `json:"p90_us"`
+	P99us       float64        `json:"p99_us"`
+	MaxUs       float64        `json:"max_us"`
+	RejectP99us float64        `json:"reject_p99_us,omitempty"`
+	// The same from when each request was actually sent, which leaves
+	// out the generator's own lag behind the schedule.
+	SentP50us       float64            `json:"sent_p50_us"`
+	SentP99us       float64            `json:"sent_p99_us"`
+	SentRejectP99us float64            `json:"sent_reject_p99_us,omitempty"`
+	CPUus           map[string]float64 `json:"cpu_us_per_req,omitempty"`
+	SelfCPUus       float64            `json:"self_cpu_us_per_req"`
 }
 
 type sample struct {
-	lat  time.Duration
-	code int // 0: transport error
+	lat  time.Duration // from the due time
+	sent time.Duration // from the actual send
+	code int           // 0: transport error
 }
 
 func main() {
@@ -132,12 +138,12 @@ func run(target, body string, rate float64, conc int, dur, warmup, timeout time.
 		late    atomic.Int64
 		wg      sync.WaitGroup
 	)
-	record := func(due, end time.Time, code int) {
+	record := func(due, sent, end time.Time, code int) {
 		if due.Before(mark) || !due.Before(stop) {
 			return
 		}
 		mu.Lock()
-		samples = append(samples, sample{end.Sub(due), code})
+		samples = append(samples, sample{end.Sub(due), end.Sub(sent), code})
 		mu.Unlock()
 	}
 	mode := "closed"
@@ -158,8 +164,9 @@ func run(target, body string, rate float64, conc int, dur, warmup, timeout time.
 						}
 						continue
 					}
+					sent := time.Now()
 					code := do()
-					record(d, time.Now(), code)
+					record(d, sent, time.Now(), code)
 				}
 			}()
 		}
@@ -189,7 +196,7 @@ func run(target, body string, rate float64, conc int, dur, warmup, timeout time.
 						return
 					}
 					code := do()
-					record(t0, time.Now(), code)
+					record(t0, t0, time.Now(), code)
 				}
 			}()
 		}
@@ -204,13 +211,15 @@ func run(target, body string, rate float64, conc int, dur, warmup, timeout time.
 	wg.Wait()
 
 	res := result{Label: label, Mode: mode, TargetRate: rate, Seconds: dur.Seconds(), Errors: map[string]int{}}
-	var ok, rejected []time.Duration
+	var ok, rejected, okSent, rejectedSent []time.Duration
 	for _, s := range samples {
 		switch {
 		case s.code == 200:
 			ok = append(ok, s.lat)
+			okSent = append(okSent, s.sent)
 		case s.code == 429 || s.code == 503:
 			rejected = append(rejected, s.lat)
+			rejectedSent = append(rejectedSent, s.sent)
 			res.Errors[strconv.Itoa(s.code)]++
 		case s.code == 0:
 			res.Errors["transport"]++
@@ -221,8 +230,11 @@ func run(target, body string, rate float64, conc int, dur, warmup, timeout time.
 	if n := late.Load(); n > 0 {
 		res.Errors["late"] = int(n)
 	}
-	slices.Sort(ok)
-	slices.Sort(rejected)
+	for _, l := range [][]time.Duration{ok, rejected, okSent, rejectedSent} {
+		slices.Sort(l)
+	}
+	res.SentP50us, res.SentP99us = us(pct(okSent, .5)), us(pct(okSent, .99))
+	res.SentRejectP99us = us(pct(rejectedSent, .99))
 	res.Requests = len(samples)
 	res.OK = len(ok)
 	res.RPS = float64(len(samples)) / dur.Seconds()

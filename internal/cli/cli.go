@@ -87,7 +87,7 @@ Usage:
   shoal apply -f FILE                                   create or update ModelDeployments
   shoal get [NAME] | describe NAME | delete NAME        read and delete ModelDeployments (-o table|json|yaml)
   shoal scale NAME REPLICAS                             pin a deployment's replica count
-  shoal rollout status|pause|resume|undo NAME           drive a rollout
+  shoal rollout status|pause|resume|promote|undo NAME   drive a rollout
   shoal logs NAME | events NAME                         replica output, recorded events
   shoal predict NAME JSON|@FILE                         send an inference request through the gateway
   shoal onnx conformance [-o FILE] [DIR]                run the ONNX conformance suite (docs/onnx.md)

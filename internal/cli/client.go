@@ -308,7 +308,7 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "rollout status|pause|resume|undo NAME"
+	const usage = "rollout status|pause|resume|promote|undo NAME"
 	c, format, rest, err := parseClient("rollout", usage, args, stderr, 2, 2, nil)
 	if err != nil {
 		return err
@@ -329,14 +329,12 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				fmt.Fprintf(tw, "%s\tready %d/%d\ttraffic %d%%\n", r.Name, r.ReadyReplicas, r.DesiredReplicas, r.TrafficPercent)
 			}
 		})
-	case "pause", "resume", "undo":
+	case "pause", "resume", "undo", "promote":
 		if err := c.do(ctx, http.MethodPost, "/v1/deployments/"+name+"/rollout/"+cmd, "", nil, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "modeldeployment/%s: rollout %s\n", name, cmd)
 		return nil
-	case "promote":
-		return errors.New("promote applies to canary rollouts, which are not implemented yet (see docs/control-plane.md)")
 	}
 	return usageError{fmt.Errorf("usage: shoal %s", usage)}
 }

@@ -131,7 +131,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var gw *gateway.Gateway
 	ctl, err := control.New(control.Config{
 		Store: st, Backend: backend, GatewayURL: gatewayURL, Logger: log.With("component", "control"),
-		Stats: func() []gateway.ModelStats { return gw.Stats() },
+		Stats:          func() []gateway.ModelStats { return gw.Stats() },
+		GatewayMetrics: control.ScrapeGateway(gatewayURL + "/metrics"),
 	})
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	api := &http.Server{
 		Handler: control.Handler(control.APIConfig{
-			Store: st, Replicas: backend.List, LogPath: backend.LogPath, GatewayURL: gatewayURL,
+			Store: st, Replicas: backend.List, LogPath: backend.LogPath, GatewayURL: gatewayURL, Rollout: ctl.Rollout,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -101,6 +101,16 @@ func startUp(t *testing.T, state string, prev *up, args ...string) *up {
 	}
 	go func() { u.cmd.Wait(); close(u.exited) }()
 	t.Cleanup(func() {
+		if t.Failed() {
+			var evs []struct {
+				Time            time.Time
+				Reason, Message string
+			}
+			u.getJSON("/v1/deployments/iris/events", &evs)
+			for _, e := range evs {
+				t.Logf("event %s %s: %s", e.Time.Format(time.TimeOnly), e.Reason, e.Message)
+			}
+		}
 		u.kill()
 		// Replicas outlive a killed control plane: stop what is recorded.
 		files, _ := filepath.Glob(filepath.Join(state, "replicas", "*.json"))
@@ -411,3 +421,85 @@ spec:
 }
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+const irisCanary = `apiVersion: shoal.dev/v1alpha1
+kind: ModelDeployment
+metadata:
+  name: iris
+spec:
+  model:
+    uri: models
+  scaling:
+    minReplicas: 2
+    maxReplicas: 2
+  rollout:
+    strategy: canary
+    steps:
+    - weight: 25
+      pause: 1s
+    - weight: 50
+      pause: 1s
+    analysis:
+      minRequests: 20
+`
+
+// withArgs returns the canary manifest with the model at an absolute path
+// and these runtime args: a new revision.
+func withArgs(manifest string, args string) string {
+	return strings.Replace(irisCanary, "    uri: models\n", "    uri: "+filepath.Join(filepath.Dir(manifest), "models")+"\n  runtime:\n    args: "+args+"\n", 1)
+}
+
+func (u *up) reasons(name string) string {
+	var evs []struct{ Reason, Message string }
+	if err := u.getJSON("/v1/deployments/"+name+"/events", &evs); err != nil {
+		u.t.Fatal(err)
+	}
+	var rs []string
+	for _, e := range evs {
+		rs = append(rs, e.Reason)
+	}
+	return strings.Join(rs, ",")
+}
+
+// TestUpCanary: a canary whose replicas time out every request is rolled
+// back automatically (the spec returns to the stable revision, the reason
+// is recorded, and then no request fails); a healthy canary is promoted
+// step by step and replaces the stable replicas.
+func TestUpCanary(t *testing.T) {
+	manifest := repoWithManifest(t, irisCanary)
+	u := startUp(t, t.TempDir(), nil, manifest)
+	waitFor(t, 20*time.Second, "two ready replicas", func() bool { return u.settled("iris", 2) })
+	stable := u.deployment("iris")
+	stableRev := control.RevisionName(&stable)
+
+	stop := u.load("iris", 4)
+	u.apply(withArgs(manifest, `["-default-timeout", "1ns"]`))
+	waitFor(t, 30*time.Second, "rollback", func() bool { return strings.Contains(u.reasons("iris"), "RolledBack") })
+	waitFor(t, 20*time.Second, "stable revision alone again", func() bool {
+		d := u.deployment("iris")
+		return control.RevisionName(&d) == stableRev && u.settled("iris", 2)
+	})
+	ok, failed, _ := stop()
+	t.Logf("broken canary: %d ok, %d failed during its analysis", ok, failed)
+	if failed == 0 {
+		t.Errorf("the broken canary failed no request: was it routed to?")
+	}
+	stop = u.load("iris", 2)
+	time.Sleep(500 * time.Millisecond) // some traffic on the rolled-back deployment
+	if ok, failed, errs := stop(); failed != 0 || ok == 0 {
+		t.Errorf("after rollback: %d ok, %d failed %q; want none failed", ok, failed, errs)
+	}
+
+	stop = u.load("iris", 4)
+	u.apply(withArgs(manifest, `["-default-timeout", "20s"]`))
+	waitFor(t, 30*time.Second, "promotion", func() bool {
+		d := u.deployment("iris")
+		return strings.Contains(u.reasons("iris"), "Promoted") && control.RevisionName(&d) != stableRev && u.settled("iris", 2)
+	})
+	if ok, failed, errs := stop(); failed != 0 || ok == 0 {
+		t.Errorf("healthy canary: %d ok, %d failed %q; want none failed", ok, failed, errs)
+	}
+	if r := u.reasons("iris"); !strings.Contains(r, "CanaryStarted,CanaryStep") {
+		t.Errorf("events %s, want CanaryStarted then CanaryStep", r)
+	}
+}

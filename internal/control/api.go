@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/internal/control/store"
+	"github.com/shoal-ml/shoal/internal/rollout"
 )
 
 // ErrBadRequest is wrapped by the API's errors about a request's content
@@ -28,6 +30,9 @@ type APIConfig struct {
 	LogPath func(id string) string
 	// GatewayURL is reported by GET /v1/info. Empty reports none.
 	GatewayURL string
+	// Rollout gives a command to a canary rollout (Controller.Rollout).
+	// Nil means canary commands are refused.
+	Rollout func(ctx context.Context, name, cmd string) error
 }
 
 // Handler returns the control API (REST and JSON):
@@ -41,7 +46,7 @@ type APIConfig struct {
 //	GET    /v1/deployments/{name}/replicas       running replicas
 //	GET    /v1/deployments/{name}/logs?tail=N    the replicas' output, last N lines each (default 100)
 //	POST   /v1/deployments/{name}/scale          {"replicas": N}: pin min and max replicas to N
-//	POST   /v1/deployments/{name}/rollout/{cmd}  pause, resume or undo the rolling update
+//	POST   /v1/deployments/{name}/rollout/{cmd}  pause, resume, promote or undo the rollout
 //	GET    /v1/watch                             a stream of {"type", "object"} JSON lines
 //
 // Errors are {"error": "..."} with 400, 404, 409 or 500.
@@ -263,8 +268,26 @@ func (a *api) rollout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	cmd := r.PathValue("cmd")
+	if old.Spec.Rollout.Strategy == "canary" && a.cfg.Rollout != nil {
+		err := a.cfg.Rollout(r.Context(), old.Metadata.Name, cmd)
+		switch {
+		case err == nil:
+			d, err := a.cfg.Store.Get(old.Metadata.Name)
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, d)
+		case errors.Is(err, ErrNoCanary) && cmd == "undo":
+			// Fall through: undo the last revision change.
+		case errors.Is(err, ErrNoCanary), errors.Is(err, rollout.ErrFinished), errors.Is(err, rollout.ErrUnknownCommand):
+			return fmt.Errorf("%w: %v", ErrBadRequest, err)
+		default:
+			return err
+		}
+	}
 	var change func(*v1alpha1.ModelDeployment)
-	switch cmd := r.PathValue("cmd"); cmd {
+	switch cmd {
 	case "pause":
 		change = func(d *v1alpha1.ModelDeployment) { d.Metadata.Annotations[AnnotationPaused] = "true" }
 	case "resume":
@@ -285,7 +308,7 @@ func (a *api) rollout(w http.ResponseWriter, r *http.Request) error {
 			delete(d.Metadata.Annotations, AnnotationPaused)
 		}
 	default:
-		return fmt.Errorf("%w: rollout command %q (want pause, resume or undo)", ErrBadRequest, cmd)
+		return fmt.Errorf("%w: rollout command %q (want pause, resume or undo; promote is for canary rollouts)", ErrBadRequest, cmd)
 	}
 	d, err := update(a.cfg.Store, old, change)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/control/store"
 	"github.com/shoal-ml/shoal/internal/gateway"
 	"github.com/shoal-ml/shoal/internal/replica/process"
+	"github.com/shoal-ml/shoal/internal/rollout"
 )
 
 // Backend runs replicas: the process backend today, Docker and Kubernetes
@@ -54,6 +55,10 @@ type Config struct {
 	Resync time.Duration
 	// AutoscaleInterval is the autoscaler's tick. Zero means 2s.
 	AutoscaleInterval time.Duration
+	// GatewayMetrics returns the gateway's request counters by model and
+	// revision (ScrapeGateway), which judge canary steps. Nil means none:
+	// a canary then waits at its first step for requests it never sees.
+	GatewayMetrics func(ctx context.Context) (map[string]map[string]RevisionCounters, error)
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
@@ -91,8 +96,9 @@ type Controller struct {
 	log   *slog.Logger
 	table TableSource
 
-	wake    chan struct{}
-	scaleUp chan string
+	wake     chan struct{}
+	scaleUp  chan string
+	commands chan rolloutCommand
 
 	// Owned by Run's goroutine.
 	objects  map[string]v1alpha1.ModelDeployment
@@ -110,6 +116,7 @@ type deployState struct {
 	progressed time.Time
 	rolling    bool // a rolling update was in progress at the last pass
 	lastPlan   string
+	canary     *canaryState
 }
 
 // New validates cfg and returns a Controller.
@@ -119,7 +126,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	return &Controller{
 		cfg: cfg, log: cfg.Logger,
-		wake: make(chan struct{}, 1), scaleUp: make(chan string, 64),
+		wake: make(chan struct{}, 1), scaleUp: make(chan string, 64), commands: make(chan rolloutCommand),
 		objects: map[string]v1alpha1.ModelDeployment{}, states: map[string]*deployState{},
 		draining: map[string]bool{}, stopped: make(chan string, 64),
 	}, nil
@@ -196,8 +203,15 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-resync.C:
 		case name := <-c.scaleUp:
 			c.fromZero(name)
+		case cmd := <-c.commands:
+			cmd.reply <- c.canaryStep(ctx, cmd.name, cmd.cmd)
 		case <-scale.C:
 			c.autoscale()
+			for name := range c.objects {
+				if err := c.canaryStep(ctx, name, rollout.NoCommand); err != nil {
+					c.log.Warn("canary step", "deployment", name, "err", err)
+				}
+			}
 		}
 		c.reconcile(ctx, &stops)
 	}
@@ -242,15 +256,26 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 		reps := byDep[name]
 		st := c.state(&d, reps)
 		paused := d.Metadata.Annotations[AnnotationPaused] == "true"
-		out := plan(planInput{Now: now, Deployment: d, Replicas: reps, Desired: st.desired, Progressed: st.progressed, Paused: paused})
-		c.noteRolling(&d, st, out, reps, now)
+		cs := c.canaryFor(ctx, &d, st, reps, now)
+		var out planOutput
+		if cs.active() {
+			out.Actions = canaryPlan(cs, reps, st.desired)
+		} else {
+			out = plan(planInput{Now: now, Deployment: d, Replicas: reps, Desired: st.desired, Progressed: st.progressed, Paused: paused})
+			c.noteRolling(&d, st, out, reps, now)
+		}
+		prevSpec, prevRev := previousSpec(&d)
 		keep := reps
 		for _, a := range out.Actions {
 			switch a.Kind {
 			case Start:
+				spec := &d.Spec
+				if a.Revision == prevRev && a.Revision != RevisionName(&d) {
+					spec = prevSpec
+				}
 				r, err := c.cfg.Backend.Start(process.Spec{
-					Deployment: name, Revision: a.Revision, Model: d.Spec.Model.URI,
-					Args: d.Spec.Runtime.Args, Env: envList(d.Spec.Runtime.Env),
+					Deployment: name, Revision: a.Revision, Model: spec.Model.URI,
+					Args: spec.Runtime.Args, Env: envList(spec.Runtime.Env),
 				})
 				if err != nil {
 					c.event(name, "Warning", "StartFailed", err.Error())
@@ -267,8 +292,11 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 			}
 		}
 		m, pct := routes(keep)
+		if cs.active() {
+			m, pct = canaryRoutes(cs, keep)
+		}
 		table.Models[name] = m
-		c.writeStatus(d, keep, st.desired, pct, out, now)
+		c.writeStatus(d, keep, st.desired, pct, out, cs, now)
 	}
 	// Replicas of deleted deployments.
 	for dep, reps := range byDep {
@@ -327,12 +355,19 @@ func (c *Controller) noteRolling(d *v1alpha1.ModelDeployment, st *deployState, o
 	}
 }
 
-func (c *Controller) writeStatus(d v1alpha1.ModelDeployment, reps []Replica, desired int, pct map[string]int32, out planOutput, now time.Time) {
+func (c *Controller) writeStatus(d v1alpha1.ModelDeployment, reps []Replica, desired int, pct map[string]int32, out planOutput, cs *canaryState, now time.Time) {
 	url := ""
 	if c.cfg.GatewayURL != "" {
 		url = c.cfg.GatewayURL + "/v2/models/" + d.Metadata.Name
 	}
 	st := status(now, d, reps, desired, pct, out.Rolling, url)
+	if cs != nil && cs.revision == RevisionName(&d) {
+		rc := v1alpha1.Condition{Type: "Canary", Status: "False", Reason: string(cs.status.Phase), Message: cs.reason}
+		if cs.active() {
+			rc.Status = "True"
+		}
+		st.Conditions = append(st.Conditions, carryTime(d.Status.Conditions, rc, now))
+	}
 	if jsonEqualStatus(d.Status, st) {
 		return
 	}

@@ -5,7 +5,10 @@ import (
 	"reflect"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal-ml/shoal/internal/backend"
+	"github.com/shoal-ml/shoal/internal/backend/onnx/onnxpb"
 	"github.com/shoal-ml/shoal/internal/tensor"
 )
 
@@ -104,5 +107,30 @@ func TestSteadyStateAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Add allocates %v times per run, want 0", allocs)
+	}
+}
+
+func TestGemmFP64Transposed(t *testing.T) {
+	f64 := func(shape []int64, d ...float64) *Value {
+		return &Value{Kind: KindTensor, Tensor: tensor.Tensor{DType: tensor.FP64, Shape: shape, Data: d}}
+	}
+	op, _ := DefaultOps().Lookup(DomainONNX, "Gemm", 13)
+	// A is given transposed as [K=3, M=1], B transposed as [N=2, K=3].
+	attrs := NewAttrs([]*onnxpb.AttributeProto{
+		{Name: proto.String("transA"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)},
+		{Name: proto.String("transB"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)},
+	})
+	k, err := op.New(&Node{OpType: "Gemm", Version: 13, Attrs: attrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := new(Value)
+	a := f64([]int64{3, 1}, 1, 2, 3)
+	b := f64([]int64{2, 3}, 1, 0, 0, 0, 1, 1)
+	if err := k(new(Scratch), []*Value{a, b}, []*Value{out}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.Float64s(), []float64{1, 5}; !reflect.DeepEqual(got, want) || !reflect.DeepEqual(out.Tensor.Shape, []int64{1, 2}) {
+		t.Errorf("Gemm = %v %v, want [1 2] %v", out.Tensor.Shape, got, want)
 	}
 }

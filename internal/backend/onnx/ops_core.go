@@ -205,12 +205,16 @@ func newGemm(n *Node) (Kernel, error) {
 				for j := range N {
 					var s float64
 					for p := range K {
-						av, bv := A[i*lda+p], B[p*ldb+j]
+						var av, bv float64
 						if transA {
-							av = A[p*lda+i]
+							av = float64(A[p*lda+i])
+						} else {
+							av = float64(A[i*lda+p])
 						}
 						if transB {
-							bv = B[j*ldb+p]
+							bv = float64(B[j*ldb+p])
+						} else {
+							bv = float64(B[p*ldb+j])
 						}
 						s += av * bv
 					}

@@ -2,13 +2,15 @@
 # bench/batch/run.sh: the benchmark of dynamic batching, reported in
 # docs/batching.md. Run from anywhere as `bash bench/batch/run.sh`.
 #
-# It builds shoal, bench/loadgen (closed loop) and bench/batch/overload
-# (open loop) into a temporary directory, generates the model with gen.py
-# (python3-xgboost; about two minutes), and serves it twice from one
-# `shoal serve` on 127.0.0.1: "plain" (no batching) and "batched" (the
-# model.yaml below). Then, REPEAT times, it drives each model with loadgen
-# at each concurrency in CONCS, one row per request, and reads the
-# batch-size histogram of the batched model from /metrics.
+# It builds shoal and bench/batch/drive into a temporary directory,
+# generates the model and 4096 one-row request bodies with gen.py
+# (python3-xgboost; one to two minutes), and serves the model twice from
+# one `shoal serve` on 127.0.0.1: "plain" (no batching) and "batched" (the
+# model.yaml below). Then, REPEAT times, it drives each model closed-loop
+# with drive at each concurrency in CONCS, each request one distinct row
+# (bench/loadgen repeats one body, and a repeated row finds its path through
+# the trees in cache), and reads the batch-size histogram of the batched
+# model from /metrics.
 #
 # Last, the overload case: it offers the batched model, open loop, twice
 # the median throughput it measured at the highest concurrency, each
@@ -22,7 +24,7 @@
 #
 # Environment: REPEAT (3), DURATION (5s), WARMUP (1s), CONCS ("1 8 64"),
 # PORT (18090), TIMEOUT_US (50000), MODEL_DIR (a directory holding
-# model.json and row.json from gen.py, to skip generating them).
+# model.json and bodies.jsonl from gen.py, to skip generating them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -48,8 +50,7 @@ log() { printf '%s\n' "$*" >&2; }
 
 log "building into $BIN"
 go build -o "$BIN/shoal" ./cmd/shoal
-go build -o "$BIN/loadgen" ./bench/loadgen
-go build -o "$BIN/overload" ./bench/batch/overload
+go build -o "$BIN/drive" ./bench/batch/drive
 
 MODEL_DIR=${MODEL_DIR:-}
 if [ -z "$MODEL_DIR" ]; then
@@ -63,15 +64,12 @@ mkdir -p "$REPO/plain/1" "$REPO/batched/1"
 cp "$MODEL_DIR/model.json" "$REPO/plain/1/"
 cp "$MODEL_DIR/model.json" "$REPO/batched/1/"
 cat > "$REPO/batched/model.yaml" <<'YAML'
-max_concurrency: 2          # batches executing at once: one per core
-batching:
+batching:                   # one batch executing at a time (max_concurrency unset)
   max_batch_size: 64
-  max_queue_delay: 0s       # no waiting while a core is free: batches form while both are busy
+  max_queue_delay: 0s       # no waiting while the backend is free: batches form while it is busy
   max_queue_size: 512
 YAML
-ROW=$MODEL_DIR/row.json
-# The same row with a deadline, for the overload case.
-jq -c ".parameters = {timeout: $TIMEOUT_US}" "$ROW" > "$OUT/row-deadline.json"
+BODIES=$MODEL_DIR/bodies.jsonl
 
 "$BIN/shoal" serve -http "127.0.0.1:$PORT" -grpc '' "$REPO" > "$OUT/serve.log" 2>&1 &
 pids+=($!)
@@ -89,7 +87,7 @@ for r in $(seq "$REPEAT"); do
 	for c in $CONCS; do
 		for m in plain batched; do
 			log "run $r: $m c=$c"
-			"$BIN/loadgen" -url "http://127.0.0.1:$PORT/v2/models/$m/infer" -body "@$ROW" \
+			"$BIN/drive" -url "http://127.0.0.1:$PORT/v2/models/$m/infer" -bodies "$BODIES" \
 				-c "$c" -d "$DURATION" -warmup "$WARMUP" -label "$m" >> "$OUT/load.jsonl"
 		done
 	done
@@ -101,8 +99,8 @@ batch_hist > "$OUT/batch_hist.txt"
 CAP=$(jq -s "[.[] | select(.label == \"batched\" and .concurrency == $MAXC) | .rps] | sort | .[length/2|floor]" "$OUT/load.jsonl")
 RATE=$(jq -n "$CAP * 2 | floor")
 log "overload: offering $RATE req/s (2 x $CAP) with timeout ${TIMEOUT_US}us"
-"$BIN/overload" -url "http://127.0.0.1:$PORT/v2/models/batched/infer" -body "@$OUT/row-deadline.json" \
-	-rate "$RATE" -d "$DURATION" > "$OUT/overload.json"
+"$BIN/drive" -url "http://127.0.0.1:$PORT/v2/models/batched/infer" -bodies "$BODIES" \
+	-timeout-us "$TIMEOUT_US" -rate "$RATE" -d "$DURATION" > "$OUT/overload.json"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^shoal_batch_rejections_total' > "$OUT/rejections.txt" || true
 
 echo
@@ -113,7 +111,7 @@ for c in $CONCS; do
 		jq -rs --arg m "$m" --argjson c "$c" '
 			[.[] | select(.label == $m and .concurrency == $c)] as $rs
 			| def med(f): ($rs | map(f) | sort | .[length/2|floor]);
-			"| \($m) | \($c) | \(med(.rps) | floor) | \(med(.p50_us)/1000*100 | round/100) | \(med(.p99_us)/1000*100 | round/100) |"' "$OUT/load.jsonl"
+			"| \($m) | \($c) | \(med(.rps) | floor) | \(med(.accepted.p50_us)/1000*100 | round/100) | \(med(.accepted.p99_us)/1000*100 | round/100) |"' "$OUT/load.jsonl"
 	done
 done
 echo
@@ -125,7 +123,7 @@ echo '```'
 echo
 echo "Overload (open loop, deadline ${TIMEOUT_US}us):"
 echo
-jq -r '"offered \(.offered_rps|floor) req/s for \(.seconds)s: \(.accepted.count) accepted (\(.accepted_rps|floor) req/s, p50 \(.accepted.p50_us/1000*100|round/100) ms, p99 \(.accepted.p99_us/1000*100|round/100) ms, max \(.accepted.max_us/1000*100|round/100) ms), \(.rejected.count) rejected with 429 (p50 \(.rejected.p50_us/1000*100|round/100) ms, p99 \(.rejected.p99_us/1000*100|round/100) ms, max \(.rejected.max_us/1000*100|round/100) ms), \(.other) other"' "$OUT/overload.json"
+jq -r '"offered \(.offered_rps|floor) req/s for \(.seconds)s: \(.accepted.count) accepted (\(.rps|floor) req/s, p50 \(.accepted.p50_us/1000*100|round/100) ms, p99 \(.accepted.p99_us/1000*100|round/100) ms, max \(.accepted.max_us/1000*100|round/100) ms), \(.rejected.count) rejected with 429 (p50 \(.rejected.p50_us/1000*100|round/100) ms, p99 \(.rejected.p99_us/1000*100|round/100) ms, max \(.rejected.max_us/1000*100|round/100) ms), \(.other) other"' "$OUT/overload.json"
 echo
 cat "$OUT/rejections.txt"
 echo

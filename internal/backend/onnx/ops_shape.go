@@ -29,7 +29,7 @@ func shapeOps() []Op {
 		{Domain: DomainONNX, Type: "Range", Since: 11, New: newRange},
 		{Domain: DomainONNX, Type: "Where", Since: 9, New: newWhere},
 		{Domain: DomainONNX, Type: "EyeLike", Since: 9, New: newEyeLike},
-	}, indexOps()...)
+	}, append(indexOps(), stringOps()...)...)
 }
 
 func newShape(n *Node) (Kernel, error) {

@@ -45,6 +45,14 @@ func TestShapeOps(t *testing.T) {
 		{"scatter nd add", "ScatterND", 16, attrs(stringAttr("reduction", "add")),
 			[]*Value{f32([]int64{3}, 1, 1, 1), i64([]int64{2, 1}, 0, 0), f32([]int64{2}, 5, 6)},
 			f32([]int64{3}, 12, 1, 1)},
+		{"string concat broadcast", "StringConcat", 20, nil,
+			[]*Value{tv(tensor.Bytes, []int64{2}, [][]byte{[]byte("a"), []byte("b")}), tv(tensor.Bytes, nil, [][]byte{[]byte("!")})},
+			tv(tensor.Bytes, []int64{2}, [][]byte{[]byte("a!"), []byte("b!")})},
+		{"regex full match", "RegexFullMatch", 20, attrs(stringAttr("pattern", "a+")),
+			[]*Value{tv(tensor.Bytes, []int64{2}, [][]byte{[]byte("aaa"), []byte("aab")})},
+			tv(tensor.Bool, []int64{2}, []bool{true, false})},
+		{"bitcast int32 to float32", "BitCast", 26, attrs(intAttr("to", 1)),
+			[]*Value{tv(tensor.Int32, []int64{1}, []int32{0x3f800000})}, f32([]int64{1}, 1)},
 		{"nonzero", "NonZero", 13, nil, []*Value{f32([]int64{2, 2}, 1, 0, 0, 3)}, i64([]int64{2, 2}, 0, 1, 0, 1)},
 	}
 	for _, tt := range tests {

@@ -405,9 +405,10 @@ func (g *Gateway) grpcConn(addr string) (*grpc.ClientConn, error) {
 // rnd returns a random number for the policies.
 func rnd() uint64 { return rand.Uint64() }
 
-// newTransport returns the default transport to replicas: keep-alive
-// pools large enough for MaxConcurrency per replica, no proxy from the
-// environment, no compression.
+// newTransport returns a net/http transport tuned for replicas
+// (keep-alive pools large enough for MaxConcurrency per replica, no proxy
+// from the environment, no compression): the baseline the gateway's own
+// client is benchmarked against.
 func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,

@@ -132,6 +132,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 	defer ctl.inflight.Add(-1)
 	ctl.budget.request(start)
 
+	getBody := func() (io.ReadCloser, error) { return bodyOf(body), nil }
 	mk := func(ctx context.Context, t *target) *http.Request {
 		u := &url.URL{Scheme: "http", Host: t.r.http, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 		return (&http.Request{
@@ -142,6 +143,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 			ProtoMinor:    1,
 			Header:        h,
 			Body:          bodyOf(body),
+			GetBody:       getBody,
 			ContentLength: int64(len(body)),
 			Host:          t.r.http,
 		}).WithContext(ctx)

@@ -1,0 +1,344 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// replicaTransport is the default http.RoundTripper to replicas: a lean
+// HTTP/1.1 client for plain-text hops to known hosts. Unlike
+// http.Transport it has no reader and writer goroutine per connection:
+// the caller's goroutine writes the request and reads the answer, which
+// saves two goroutine hand-offs per request. Connections are kept per
+// host and reused while idle for less than idleTimeout. It only speaks
+// HTTP/1.1 over TCP, without proxies, compression or 100-continue; it is
+// safe for concurrent use.
+type replicaTransport struct {
+	dialer      net.Dialer
+	maxIdle     int           // idle connections kept per host
+	idleTimeout time.Duration // older idle connections are closed, not reused
+
+	mu    sync.Mutex
+	hosts map[string][]*pconn // idle connections, most recent last
+}
+
+func newReplicaTransport() *replicaTransport {
+	return &replicaTransport{
+		dialer:      net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second},
+		maxIdle:     1024,
+		idleTimeout: 50 * time.Second, // under the replicas' 120s idle timeout
+		hosts:       map[string][]*pconn{},
+	}
+}
+
+type pconn struct {
+	t     *replicaTransport
+	host  string
+	c     net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	tp    textproto.Reader
+	idle  time.Time
+	reuse bool // came from the pool
+}
+
+// errStale marks a reused connection that the replica had closed: the
+// request was not taken and may go again on a new connection.
+var errStale = errors.New("gateway: stale connection")
+
+// RoundTrip sends req and reads the answer's status and headers; the
+// body is read from the connection as the caller reads it.
+func (t *replicaTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "http" {
+		return nil, fmt.Errorf("gateway: replica transport: scheme %q", req.URL.Scheme)
+	}
+	ctx := req.Context()
+	for tries := 0; ; tries++ {
+		pc, err := t.get(ctx, req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pc.roundTrip(ctx, req)
+		if errors.Is(err, errStale) && tries < 2 && ctx.Err() == nil {
+			if req.Body != nil && req.Body != http.NoBody {
+				if req.GetBody == nil {
+					return nil, err
+				}
+				if req.Body, err = req.GetBody(); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		return resp, err
+	}
+}
+
+// CloseIdleConnections closes every idle connection.
+func (t *replicaTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	hosts := t.hosts
+	t.hosts = map[string][]*pconn{}
+	t.mu.Unlock()
+	for _, cs := range hosts {
+		for _, pc := range cs {
+			pc.c.Close()
+		}
+	}
+}
+
+func (t *replicaTransport) get(ctx context.Context, host string) (*pconn, error) {
+	now := time.Now()
+	t.mu.Lock()
+	for cs := t.hosts[host]; len(cs) > 0; cs = t.hosts[host] {
+		pc := cs[len(cs)-1]
+		cs[len(cs)-1] = nil
+		t.hosts[host] = cs[:len(cs)-1]
+		if now.Sub(pc.idle) < t.idleTimeout {
+			t.mu.Unlock()
+			pc.reuse = true
+			return pc, nil
+		}
+		pc.c.Close()
+	}
+	t.mu.Unlock()
+	c, err := t.dialer.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	pc := &pconn{t: t, host: host, c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}
+	pc.tp.R = pc.br
+	return pc, nil
+}
+
+// put returns pc to the pool, or closes it when the pool is full.
+func (t *replicaTransport) put(pc *pconn) {
+	pc.idle = time.Now()
+	t.mu.Lock()
+	if cs := t.hosts[pc.host]; len(cs) < t.maxIdle {
+		t.hosts[pc.host] = append(cs, pc)
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	pc.c.Close()
+}
+
+// aLongTimeAgo is a deadline in the past, to interrupt blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	// Cancelling ctx interrupts the I/O; the connection is then closed.
+	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		pc.c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if err := pc.writeRequest(req); err != nil {
+		if pc.reuse && isReset(err) {
+			return fail(fmt.Errorf("%w: %v", errStale, err))
+		}
+		return fail(err)
+	}
+	var resp *http.Response
+	for {
+		line, err := pc.tp.ReadLine()
+		if err != nil {
+			if pc.reuse && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)) {
+				return fail(fmt.Errorf("%w: %v", errStale, err))
+			}
+			return fail(err)
+		}
+		proto, status, ok := strings.Cut(line, " ")
+		codeStr, reason, _ := strings.Cut(status, " ")
+		code, cerr := strconv.Atoi(codeStr)
+		if !ok || !strings.HasPrefix(proto, "HTTP/1.") || cerr != nil || code < 100 || code > 999 {
+			return fail(fmt.Errorf("gateway: malformed status line %q", line))
+		}
+		hdr, err := pc.tp.ReadMIMEHeader()
+		if err != nil {
+			return fail(err)
+		}
+		if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+			continue // informational: the answer follows
+		}
+		resp = &http.Response{
+			Status: codeStr + " " + reason, StatusCode: code,
+			Proto: proto, ProtoMajor: 1, ProtoMinor: int(proto[len(proto)-1] - '0'),
+			Header: http.Header(hdr), Request: req, ContentLength: -1,
+		}
+		break
+	}
+	keep := !strings.EqualFold(resp.Header.Get("Connection"), "close")
+	if resp.ProtoMinor == 0 {
+		keep = strings.EqualFold(resp.Header.Get("Connection"), "keep-alive")
+	}
+	b := &bodyReader{pc: pc, stop: stop, keep: keep}
+	switch {
+	case req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
+		resp.ContentLength = 0
+		b.r = http.NoBody
+	case strings.EqualFold(resp.Header.Get("Transfer-Encoding"), "chunked"):
+		resp.Header.Del("Transfer-Encoding")
+		resp.TransferEncoding = []string{"chunked"}
+		b.r = httputil.NewChunkedReader(pc.br)
+		b.chunked = true
+	case resp.Header.Get("Content-Length") != "":
+		n, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
+		if err != nil || n < 0 {
+			return fail(fmt.Errorf("gateway: bad Content-Length %q", resp.Header.Get("Content-Length")))
+		}
+		resp.ContentLength = n
+		b.r = io.LimitReader(pc.br, n)
+	default: // until the connection closes
+		b.keep = false
+		b.r = pc.br
+	}
+	resp.Body = b
+	if resp.ContentLength == 0 {
+		b.finish(nil)
+	}
+	return resp, nil
+}
+
+// writeRequest writes req in one flush.
+func (pc *pconn) writeRequest(req *http.Request) error {
+	w := pc.bw
+	uri := req.URL.RequestURI()
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	w.WriteString(uri)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Connection":
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				return fmt.Errorf("gateway: header %s: invalid value", k)
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	n := req.ContentLength
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if hasBody && n < 0 {
+		return errors.New("gateway: replica transport needs a known Content-Length")
+	}
+	if hasBody || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(max(n, 0), 10))
+		w.WriteString("\r\n")
+	}
+	w.WriteString("\r\n")
+	if hasBody {
+		m, err := io.Copy(w, io.LimitReader(req.Body, n))
+		req.Body.Close()
+		if err != nil {
+			return err
+		}
+		if m != n {
+			return fmt.Errorf("gateway: request body: %d of %d bytes", m, n)
+		}
+	}
+	return w.Flush()
+}
+
+// bodyReader reads an answer's body from its connection and gives the
+// connection back once the body is read to the end.
+type bodyReader struct {
+	pc      *pconn
+	r       io.Reader
+	stop    func() bool
+	keep    bool
+	done    bool
+	chunked bool // trailers and the final CRLF follow the last chunk
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		if lr, ok := b.r.(*io.LimitedReader); ok && lr.N > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err == nil {
+		if lr, ok := b.r.(*io.LimitedReader); ok && lr.N == 0 {
+			err = io.EOF
+		}
+	}
+	if err == io.EOF && b.chunked {
+		if _, terr := b.pc.tp.ReadMIMEHeader(); terr != nil { // trailers, discarded
+			err = terr
+		}
+	}
+	if err != nil {
+		if err != io.EOF {
+			b.finish(err)
+			return n, err
+		}
+		b.finish(nil)
+	}
+	return n, err
+}
+
+// finish ends the exchange: the connection goes back to the pool after a
+// complete body, and is closed otherwise.
+func (b *bodyReader) finish(err error) {
+	if b.done {
+		return
+	}
+	b.done = true
+	if !b.stop() { // ctx was cancelled: the deadline was set
+		b.keep = false
+	}
+	if err == nil && b.keep {
+		b.pc.reuse = false
+		b.pc.t.put(b.pc)
+		return
+	}
+	b.pc.c.Close()
+}
+
+// Close closes the connection unless the body was read to the end.
+func (b *bodyReader) Close() error {
+	if !b.done {
+		b.done = true
+		b.stop()
+		b.pc.c.Close()
+	}
+	return nil
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestReplicaTransport drives the gateway's own HTTP/1.1 client against
+// a net/http server through the answer shapes a replica may send.
+func TestReplicaTransport(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		switch r.URL.Path {
+		case "/echo":
+			fmt.Fprintf(w, "%s %s %s q=%s", r.Method, r.Header.Get("X-Test"), body, r.URL.Query().Get("q"))
+		case "/chunked":
+			for i := range 3 {
+				fmt.Fprintf(w, "part%d;", i)
+				w.(http.Flusher).Flush()
+			}
+		case "/close":
+			w.Header().Set("Connection", "close")
+			w.Write([]byte("bye"))
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/status":
+			w.WriteHeader(http.StatusTeapot)
+			w.Write([]byte("short and stout"))
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	rt := newReplicaTransport()
+	defer rt.CloseIdleConnections()
+	do := func(method, path, body string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("X-Test", "yes")
+		if body != "" {
+			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+		}
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s %s: body: %v", method, path, err)
+		}
+		return resp.StatusCode, string(b), resp.Header
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/echo?q=1", "hello", 200, "POST yes hello q=1"},
+		{"GET", "/echo", "", 200, "GET yes  q="},
+		{"POST", "/echo", "", 200, "POST yes  q="},
+		{"GET", "/chunked", "", 200, "part0;part1;part2;"},
+		{"GET", "/empty", "", 204, ""},
+		{"HEAD", "/echo", "", 200, ""},
+		{"GET", "/status", "", 418, "short and stout"},
+		{"GET", "/close", "", 200, "bye"},
+		{"POST", "/echo", "again", 200, "POST yes again q="},
+	} {
+		code, got, _ := do(tc.method, tc.path, tc.body)
+		if code != tc.code || got != tc.want {
+			t.Errorf("%s %s = %d %q, want %d %q", tc.method, tc.path, code, got, tc.code, tc.want)
+		}
+	}
+	// One connection served everything up to /close, a second the rest.
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (kept alive, closed once on Connection: close)", n)
+	}
+	// The server closes the idle connection: the pooled one is stale,
+	// and the request goes again on a new one.
+	srv.CloseClientConnections()
+	if code, got, _ := do("POST", "/echo", "after"); code != 200 || got != "POST yes after q=" {
+		t.Errorf("after the server closed the connection: %d %q", code, got)
+	}
+
+	// A cancelled request fails with the context's error.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/echo", nil)
+	if _, err := rt.RoundTrip(req); err == nil {
+		t.Error("cancelled request succeeded")
+	}
+}

@@ -66,6 +66,9 @@ func TestAdmission(t *testing.T) {
 func TestNoRequestLeavesTheTable(t *testing.T) {
 	hits := make(chan string, 10)
 	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Secret-Hop") != "" || r.Header.Get("Keep-Alive") != "" {
+			t.Errorf("hop-by-hop headers reached the replica: %v", r.Header)
+		}
 		hits <- r.Host + " " + r.URL.RequestURI()
 	}))
 	defer replica.Close()
@@ -88,7 +91,7 @@ func TestNoRequestLeavesTheTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn.Write([]byte("POST " + path + " HTTP/1.1\r\nHost: " + otherAddr + "\r\nX-Forwarded-Host: " + otherAddr + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		conn.Write([]byte("POST " + path + " HTTP/1.1\r\nHost: " + otherAddr + "\r\nX-Forwarded-Host: " + otherAddr + "\r\nX-Secret-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\nConnection: close, X-Secret-Hop\r\n\r\n"))
 		buf := make([]byte, 512)
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		conn.Read(buf)

@@ -105,15 +105,13 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 	buf := g.bufs.Get().(*buffer)
 	defer func() { buf.trim(); g.bufs.Put(buf) }()
 	h := r.Header
-	for _, k := range hopHeaders {
-		if _, ok := h[k]; ok {
-			delete(h, k)
-		}
-	}
-	if c := h["Connection"]; c != nil {
+	if c := h["Connection"]; c != nil { // first the headers it names
 		for _, f := range strings.Split(strings.Join(c, ","), ",") {
 			h.Del(strings.TrimSpace(f))
 		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
 	}
 	rt := routing{model: name, pin: h.Get(HeaderRevision)}
 	if sh := m.spec.StickyHeader; sh != "" {

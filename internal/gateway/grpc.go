@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"google.golang.org/grpc"
@@ -60,15 +61,28 @@ func (p *grpcProxy) ModelMetadata(ctx context.Context, req *inferencepb.ModelMet
 }
 
 func (p *grpcProxy) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
-	return forward(ctx, p.g, req.GetModelName(), func(ctx context.Context, c inferencepb.GRPCInferenceServiceClient) (*inferencepb.ModelInferResponse, error) {
+	resp, t, err := forwardT(ctx, p.g, req.GetModelName(), func(ctx context.Context, c inferencepb.GRPCInferenceServiceClient) (*inferencepb.ModelInferResponse, error) {
 		return c.ModelInfer(ctx, req)
 	})
+	if t != nil {
+		if m := t.m; m.mirror != nil && m.mirror != t.rev && rand.Float64()*100 < m.mirrorPct {
+			p.g.mirrorGRPC(m, req, resp, status.Code(err))
+		}
+	}
+	return resp, err
 }
 
 // forward sends one unary call to a replica of model, retrying on
 // UNAVAILABLE (connection failure or a replica not ready) within the
 // budget, and converts gateway errors to gRPC status.
 func forward[T any](ctx context.Context, g *Gateway, name string, call func(context.Context, inferencepb.GRPCInferenceServiceClient) (T, error)) (T, error) {
+	resp, _, err := forwardT(ctx, g, name, call)
+	return resp, err
+}
+
+// forwardT is forward that also returns the target of the last attempt
+// (nil when none was made).
+func forwardT[T any](ctx context.Context, g *Gateway, name string, call func(context.Context, inferencepb.GRPCInferenceServiceClient) (T, error)) (T, *target, error) {
 	var zero T
 	start := time.Now()
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -81,12 +95,12 @@ func forward[T any](ctx context.Context, g *Gateway, name string, call func(cont
 	if g.authOn() {
 		if err := g.authorize(get, name, start); err != nil {
 			g.metrics.rejected.WithLabelValues(g.label(name), rejectReason(err)).Inc()
-			return zero, grpcError(err)
+			return zero, nil, grpcError(err)
 		}
 	}
 	m, err := g.lookup(name)
 	if err != nil {
-		return zero, grpcError(err)
+		return zero, nil, grpcError(err)
 	}
 	rt := routing{model: name, pin: get(HeaderRevision)}
 	if sh := m.spec.StickyHeader; sh != "" {
@@ -108,16 +122,16 @@ func forward[T any](ctx context.Context, g *Gateway, name string, call func(cont
 	for attempt := 0; ; attempt++ {
 		t, err := g.pick(ctx, rt, exclude)
 		if err != nil {
-			return zero, grpcError(err)
+			return zero, nil, grpcError(err)
 		}
 		if t.r.grpc == "" {
 			t.done()
-			return zero, status.Errorf(codes.Unavailable, "gateway: replica %s of revision %q has no gRPC address", t.r.http, t.rev.name)
+			return zero, nil, status.Errorf(codes.Unavailable, "gateway: replica %s of revision %q has no gRPC address", t.r.http, t.rev.name)
 		}
 		conn, err := g.grpcConn(t.r.grpc)
 		if err != nil {
 			t.done()
-			return zero, status.Error(codes.Internal, err.Error())
+			return zero, nil, status.Error(codes.Internal, err.Error())
 		}
 		t0 := time.Now()
 		resp, err := call(ctx, inferencepb.NewGRPCInferenceServiceClient(conn))
@@ -134,7 +148,7 @@ func forward[T any](ctx context.Context, g *Gateway, name string, call func(cont
 		}
 		g.metrics.requests.WithLabelValues(name, t.rev.name, "grpc_"+code.String()).Inc()
 		t.rev.latency.Observe(now.Sub(start).Seconds())
-		return resp, err
+		return resp, t, err
 	}
 }
 

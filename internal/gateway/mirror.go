@@ -9,6 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-ml/shoal/internal/oip/inferencepb"
 )
 
 // mirrorHTTP sends a copy of a request to m's mirror revision in the
@@ -147,4 +153,103 @@ func walkDiff(a, b any, maxDiff *float64) bool {
 	default:
 		return a == b
 	}
+}
+
+// mirrorGRPC is mirrorHTTP for a gRPC ModelInfer: the copy goes to the
+// mirror revision's gRPC address and its answer is compared with resp
+// (the primary's, whose status code was code).
+func (g *Gateway) mirrorGRPC(m *model, req *inferencepb.ModelInferRequest, resp *inferencepb.ModelInferResponse, code codes.Code) {
+	rev := m.mirror
+	count := func(result string) { g.metrics.mirror.WithLabelValues(m.name, rev.name, result).Inc() }
+	select {
+	case <-g.quit:
+		count("dropped")
+		return
+	default:
+	}
+	select {
+	case g.mirrorSlots <- struct{}{}:
+	default:
+		count("dropped")
+		return
+	}
+	g.background.Go(func() {
+		defer func() { <-g.mirrorSlots }()
+		ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-g.quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		t, err := g.pick(ctx, routing{model: m.name, pin: rev.name}, nil)
+		if err != nil {
+			count("error")
+			return
+		}
+		defer t.done()
+		if t.r.grpc == "" {
+			count("error")
+			return
+		}
+		conn, err := g.grpcConn(t.r.grpc)
+		if err != nil {
+			count("error")
+			return
+		}
+		t0 := time.Now()
+		got, err := inferencepb.NewGRPCInferenceServiceClient(conn).ModelInfer(ctx, req)
+		gc := status.Code(err)
+		g.result(t, gc != codes.Unavailable && gc != codes.Internal && gc != codes.Unknown, time.Since(t0), time.Now())
+		switch {
+		case gc != code:
+			count("status_mismatch")
+		case code != codes.OK:
+			count("match")
+		default:
+			diff, same := compareInfer(resp, got)
+			if !math.IsNaN(diff) {
+				g.metrics.mirrorDiff.WithLabelValues(m.name, rev.name).Observe(diff)
+			}
+			if same {
+				count("match")
+			} else {
+				count("output_mismatch")
+			}
+		}
+	})
+}
+
+// compareInfer compares two gRPC answers as compareOutputs does JSON
+// ones: the largest absolute difference of FP32/FP64 contents at the same
+// place, and whether the outputs are equal (ignoring the model name,
+// version and request id).
+func compareInfer(a, b *inferencepb.ModelInferResponse) (float64, bool) {
+	maxDiff := math.NaN()
+	if len(a.Outputs) == len(b.Outputs) {
+		for i := range a.Outputs {
+			x, y := a.Outputs[i].GetContents(), b.Outputs[i].GetContents()
+			xs, ys := x.GetFp64Contents(), y.GetFp64Contents()
+			for j := range min(len(xs), len(ys)) {
+				d := math.Abs(xs[j] - ys[j])
+				if math.IsNaN(maxDiff) || d > maxDiff {
+					maxDiff = d
+				}
+			}
+			fs, gs := x.GetFp32Contents(), y.GetFp32Contents()
+			for j := range min(len(fs), len(gs)) {
+				d := math.Abs(float64(fs[j]) - float64(gs[j]))
+				if math.IsNaN(maxDiff) || d > maxDiff {
+					maxDiff = d
+				}
+			}
+		}
+	}
+	ca, cb := proto.Clone(a).(*inferencepb.ModelInferResponse), proto.Clone(b).(*inferencepb.ModelInferResponse)
+	for _, c := range []*inferencepb.ModelInferResponse{ca, cb} {
+		c.ModelName, c.ModelVersion, c.Id = "", "", ""
+	}
+	return maxDiff, proto.Equal(ca, cb)
 }

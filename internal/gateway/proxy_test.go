@@ -231,12 +231,31 @@ func TestMirror(t *testing.T) {
 			t.Fatalf("versions/1 = %d %s", code, b)
 		}
 	}
+	// gRPC: the same comparison; version 1 is a NOT_FOUND on the shadow.
+	cl := inferencepb.NewGRPCInferenceServiceClient(tg.GRPC)
+	for _, version := range []string{"", "1"} {
+		for range n {
+			res, err := cl.ModelInfer(context.Background(), &inferencepb.ModelInferRequest{
+				ModelName: "iris", ModelVersion: version,
+				Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{{
+					Name: "input", Datatype: "FP32", Shape: []int64{1, 4},
+					Contents: &inferencepb.InferTensorContents{Fp32Contents: []float32{5.1, 3.5, 1.4, 0.2}},
+				}},
+			})
+			if err != nil || res.ModelVersion != "1" {
+				t.Fatalf("gRPC ModelInfer = %v, %v; want the primary", res, err)
+			}
+		}
+	}
 	waitFor(t, func() bool {
-		return tg.metric(t, `shoal_gateway_mirror_total{model="iris",result="match",revision="canary"}`) == n &&
-			tg.metric(t, `shoal_gateway_mirror_total{model="iris",result="status_mismatch",revision="canary"}`) == n
+		return tg.metric(t, `shoal_gateway_mirror_total{model="iris",result="match",revision="canary"}`) == 2*n &&
+			tg.metric(t, `shoal_gateway_mirror_total{model="iris",result="status_mismatch",revision="canary"}`) == 2*n
 	})
-	if d := tg.metric(t, `shoal_gateway_mirror_output_difference_count{model="iris",revision="canary"}`); d != n {
-		t.Errorf("output differences observed %v, want %d", d, n)
+	if d := tg.metric(t, `shoal_gateway_mirror_output_difference_count{model="iris",revision="canary"}`); d != 2*n {
+		t.Errorf("output differences observed %v, want %d", d, 2*n)
+	}
+	if d := tg.metric(t, `shoal_gateway_mirror_output_difference_sum{model="iris",revision="canary"}`); d != 0 {
+		t.Errorf("sum of output differences %v, want 0 (same model)", d)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-ml/shoal/internal/balance"
+	"github.com/shoal-ml/shoal/internal/gateway/upstream"
 )
 
 // Config configures a Gateway. Fields left zero take the documented
@@ -89,7 +90,7 @@ type Config struct {
 	// plain text.
 	TLS *tls.Config
 	// Transport sends REST requests (and probes) to replicas. Nil means
-	// the gateway's own lean HTTP/1.1 client, which costs less CPU per
+	// upstream.New(), a lean HTTP/1.1 client that costs less CPU per
 	// request than http.Transport (see BenchmarkProxy).
 	Transport http.RoundTripper
 	// GracePeriod bounds how long Serve waits for in-flight requests
@@ -149,7 +150,7 @@ func (c *Config) validate() error {
 		c.MaxBodyBytes = 64 << 20
 	}
 	if c.Transport == nil {
-		c.Transport = newReplicaTransport()
+		c.Transport = upstream.New()
 	}
 	return nil
 }

@@ -1,4 +1,11 @@
-package gateway
+// Package upstream is the gateway's HTTP/1.1 client to replicas: a lean
+// http.RoundTripper for plain-text hops to a few known hosts. Unlike
+// net/http's Transport it runs no reader and writer goroutine per
+// connection (the caller's goroutine writes the request and reads the
+// answer) and writes each request with one system call, which makes the
+// gateway's hop cheaper. It does not do TLS, HTTP/2, proxies,
+// compression, 100-continue or request bodies of unknown length.
+package upstream
 
 import (
 	"bufio"
@@ -17,15 +24,13 @@ import (
 	"time"
 )
 
-// replicaTransport is the default http.RoundTripper to replicas: a lean
-// HTTP/1.1 client for plain-text hops to known hosts. Unlike
-// http.Transport it has no reader and writer goroutine per connection:
-// the caller's goroutine writes the request and reads the answer, which
-// saves two goroutine hand-offs per request. Connections are kept per
-// host and reused while idle for less than idleTimeout. It only speaks
-// HTTP/1.1 over TCP, without proxies, compression or 100-continue; it is
-// safe for concurrent use.
-type replicaTransport struct {
+// Transport is an http.RoundTripper to plain-text HTTP/1.1 hosts.
+// Connections are kept per host and reused while idle for less than 50s
+// (under the 120s idle timeout of shoal serve). A request whose pooled
+// connection turns out closed by the host goes again on a new one when
+// its body can be replayed (GetBody). Safe for concurrent use; create it
+// with New.
+type Transport struct {
 	dialer      net.Dialer
 	maxIdle     int           // idle connections kept per host
 	idleTimeout time.Duration // older idle connections are closed, not reused
@@ -34,8 +39,9 @@ type replicaTransport struct {
 	hosts map[string][]*pconn // idle connections, most recent last
 }
 
-func newReplicaTransport() *replicaTransport {
-	return &replicaTransport{
+// New returns a transport with no connection.
+func New() *Transport {
+	return &Transport{
 		dialer:      net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second},
 		maxIdle:     1024,
 		idleTimeout: 50 * time.Second, // under the replicas' 120s idle timeout
@@ -44,7 +50,7 @@ func newReplicaTransport() *replicaTransport {
 }
 
 type pconn struct {
-	t     *replicaTransport
+	t     *Transport
 	host  string
 	c     net.Conn
 	br    *bufio.Reader
@@ -56,13 +62,13 @@ type pconn struct {
 
 // errStale marks a reused connection that the replica had closed: the
 // request was not taken and may go again on a new connection.
-var errStale = errors.New("gateway: stale connection")
+var errStale = errors.New("upstream: stale connection")
 
 // RoundTrip sends req and reads the answer's status and headers; the
 // body is read from the connection as the caller reads it.
-func (t *replicaTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme != "http" {
-		return nil, fmt.Errorf("gateway: replica transport: scheme %q", req.URL.Scheme)
+		return nil, fmt.Errorf("upstream: scheme %q", req.URL.Scheme)
 	}
 	ctx := req.Context()
 	for tries := 0; ; tries++ {
@@ -87,7 +93,7 @@ func (t *replicaTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 }
 
 // CloseIdleConnections closes every idle connection.
-func (t *replicaTransport) CloseIdleConnections() {
+func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	hosts := t.hosts
 	t.hosts = map[string][]*pconn{}
@@ -99,7 +105,7 @@ func (t *replicaTransport) CloseIdleConnections() {
 	}
 }
 
-func (t *replicaTransport) get(ctx context.Context, host string) (*pconn, error) {
+func (t *Transport) get(ctx context.Context, host string) (*pconn, error) {
 	now := time.Now()
 	t.mu.Lock()
 	for cs := t.hosts[host]; len(cs) > 0; cs = t.hosts[host] {
@@ -124,7 +130,7 @@ func (t *replicaTransport) get(ctx context.Context, host string) (*pconn, error)
 }
 
 // put returns pc to the pool, or closes it when the pool is full.
-func (t *replicaTransport) put(pc *pconn) {
+func (t *Transport) put(pc *pconn) {
 	pc.idle = time.Now()
 	t.mu.Lock()
 	if cs := t.hosts[pc.host]; len(cs) < t.maxIdle {
@@ -169,7 +175,7 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 		codeStr, reason, _ := strings.Cut(status, " ")
 		code, cerr := strconv.Atoi(codeStr)
 		if !ok || !strings.HasPrefix(proto, "HTTP/1.") || cerr != nil || code < 100 || code > 999 {
-			return fail(fmt.Errorf("gateway: malformed status line %q", line))
+			return fail(fmt.Errorf("upstream: malformed status line %q", line))
 		}
 		hdr, err := pc.tp.ReadMIMEHeader()
 		if err != nil {
@@ -202,7 +208,7 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	case resp.Header.Get("Content-Length") != "":
 		n, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
 		if err != nil || n < 0 {
-			return fail(fmt.Errorf("gateway: bad Content-Length %q", resp.Header.Get("Content-Length")))
+			return fail(fmt.Errorf("upstream: bad Content-Length %q", resp.Header.Get("Content-Length")))
 		}
 		resp.ContentLength = n
 		b.r = io.LimitReader(pc.br, n)
@@ -238,7 +244,7 @@ func (pc *pconn) writeRequest(req *http.Request) error {
 		}
 		for _, v := range vs {
 			if strings.ContainsAny(v, "\r\n") {
-				return fmt.Errorf("gateway: header %s: invalid value", k)
+				return fmt.Errorf("upstream: header %s: invalid value", k)
 			}
 			w.WriteString(k)
 			w.WriteString(": ")
@@ -249,7 +255,7 @@ func (pc *pconn) writeRequest(req *http.Request) error {
 	n := req.ContentLength
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if hasBody && n < 0 {
-		return errors.New("gateway: replica transport needs a known Content-Length")
+		return errors.New("upstream: request body of unknown length")
 	}
 	if hasBody || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
 		w.WriteString("Content-Length: ")
@@ -264,7 +270,7 @@ func (pc *pconn) writeRequest(req *http.Request) error {
 			return err
 		}
 		if m != n {
-			return fmt.Errorf("gateway: request body: %d of %d bytes", m, n)
+			return fmt.Errorf("upstream: request body: %d of %d bytes", m, n)
 		}
 	}
 	return w.Flush()

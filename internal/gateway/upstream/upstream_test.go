@@ -1,4 +1,4 @@
-package gateway
+package upstream
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"testing"
 )
 
-// TestReplicaTransport drives the gateway's own HTTP/1.1 client against
-// a net/http server through the answer shapes a replica may send.
-func TestReplicaTransport(t *testing.T) {
+// TestTransport drives the client against a net/http server through the
+// answer shapes a replica may send.
+func TestTransport(t *testing.T) {
 	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -43,7 +43,7 @@ func TestReplicaTransport(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	rt := newReplicaTransport()
+	rt := New()
 	defer rt.CloseIdleConnections()
 	do := func(method, path, body string) (int, string, http.Header) {
 		t.Helper()

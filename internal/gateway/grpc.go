@@ -128,18 +128,22 @@ func forwardT[T any](ctx context.Context, g *Gateway, name string, call func(con
 			t.done()
 			return zero, nil, status.Errorf(codes.Unavailable, "gateway: replica %s of revision %q has no gRPC address", t.r.http, t.rev.name)
 		}
-		conn, err := g.grpcConn(t.r.grpc)
-		if err != nil {
-			t.done()
-			return zero, nil, status.Error(codes.Internal, err.Error())
-		}
 		t0 := time.Now()
-		resp, err := call(ctx, inferencepb.NewGRPCInferenceServiceClient(conn))
+		var resp T
+		if d := m.hedgeDelay(t.rev); d > 0 && attempt == 0 {
+			r := hedgedCall(ctx, g, rt, t, call, d, ctl)
+			resp, err, t, t0 = r.resp, r.err, r.t, r.start
+		} else {
+			resp, err = callOn(ctx, g, t, call)
+		}
 		now := time.Now()
 		code := status.Code(err)
 		g.result(t, code != codes.Unavailable && code != codes.Internal && code != codes.Unknown, now.Sub(t0), now)
 		if code == codes.Unavailable {
 			g.unready(t, now)
+		}
+		if code == codes.OK && m.spec.Hedge != nil {
+			t.rev.lat.add(now.Sub(t0))
 		}
 		t.done()
 		if code == codes.Unavailable && ctx.Err() == nil && g.canRetry(attempt, ctl, now) {
@@ -149,6 +153,87 @@ func forwardT[T any](ctx context.Context, g *Gateway, name string, call func(con
 		g.metrics.requests.WithLabelValues(name, t.rev.name, "grpc_"+code.String()).Inc()
 		t.rev.latency.Observe(now.Sub(start).Seconds())
 		return resp, t, err
+	}
+}
+
+// callOn makes one call to t's replica.
+func callOn[T any](ctx context.Context, g *Gateway, t *target, call func(context.Context, inferencepb.GRPCInferenceServiceClient) (T, error)) (T, error) {
+	var zero T
+	if t.r.grpc == "" {
+		return zero, status.Errorf(codes.Unavailable, "gateway: replica %s of revision %q has no gRPC address", t.r.http, t.rev.name)
+	}
+	conn, err := g.grpcConn(t.r.grpc)
+	if err != nil {
+		return zero, status.Error(codes.Internal, err.Error())
+	}
+	return call(ctx, inferencepb.NewGRPCInferenceServiceClient(conn))
+}
+
+// callResult is the end of one attempt of a hedged call.
+type callResult[T any] struct {
+	resp  T
+	err   error
+	t     *target
+	start time.Time
+	idx   int // 0: the first attempt, 1: the hedge
+}
+
+// hedgedCall is hedged (REST) for gRPC calls: the first attempt goes to
+// first; after delay without an answer a copy goes to another replica
+// free at once, within the retry budget; the first answer that is not
+// UNAVAILABLE wins and the other attempt is cancelled. The caller ends
+// the winner's target; the loser's is ended here.
+func hedgedCall[T any](ctx context.Context, g *Gateway, rt routing, first *target, call func(context.Context, inferencepb.GRPCInferenceServiceClient) (T, error), delay time.Duration, ctl *modelCtl) callResult[T] {
+	results := make(chan callResult[T], 2)
+	var cancels []context.CancelFunc
+	launch := func(t *target) {
+		actx, cancel := context.WithCancel(ctx)
+		idx := len(cancels)
+		cancels = append(cancels, cancel)
+		start := time.Now()
+		go func() {
+			resp, err := callOn(actx, g, t, call)
+			results <- callResult[T]{resp: resp, err: err, t: t, start: start, idx: idx}
+		}()
+	}
+	launch(first)
+	pending := 1
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			if pending != 1 || len(cancels) != 1 || !ctl.budget.retry(time.Now()) {
+				continue
+			}
+			t2, err := g.pickNow(rt, first.r)
+			if err != nil {
+				continue
+			}
+			if t2.r == first.r || t2.r.grpc == "" {
+				t2.done()
+				continue
+			}
+			g.metrics.hedges.WithLabelValues(ctl.name).Inc()
+			launch(t2)
+			pending++
+		case r := <-results:
+			pending--
+			if status.Code(r.err) != codes.Unavailable || pending == 0 {
+				if pending > 0 {
+					cancels[1-r.idx]()
+					go func() {
+						l := <-results
+						l.t.done()
+					}()
+				}
+				cancels[r.idx]() // a unary answer is complete
+				return r
+			}
+			g.result(r.t, false, 0, time.Now())
+			cancels[r.idx]()
+			r.t.done()
+		}
 	}
 }
 

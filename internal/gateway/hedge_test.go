@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"github.com/shoal-ml/shoal/internal/balance"
+	"github.com/shoal-ml/shoal/internal/oip/inferencepb"
+	"google.golang.org/grpc"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -78,4 +81,63 @@ func TestLatencyPercentile(t *testing.T) {
 	if p := l.percentile(99.9); p != 999*time.Millisecond {
 		t.Errorf("p99.9 = %v, want 999ms", p)
 	}
+}
+
+// slowInfer is a gRPC replica stand-in whose ModelInfer answers after
+// delay (or when cancelled), naming itself in model_version. A real
+// shoal serve cannot be made slow on demand.
+type slowInfer struct {
+	inferencepb.UnimplementedGRPCInferenceServiceServer
+	name      string
+	delay     time.Duration
+	cancelled atomic.Int32
+}
+
+func (s *slowInfer) ModelInfer(ctx context.Context, req *inferencepb.ModelInferRequest) (*inferencepb.ModelInferResponse, error) {
+	select {
+	case <-ctx.Done():
+		s.cancelled.Add(1)
+		return nil, ctx.Err()
+	case <-time.After(s.delay):
+		return &inferencepb.ModelInferResponse{ModelName: req.ModelName, ModelVersion: s.name}, nil
+	}
+}
+
+func startSlowInfer(t *testing.T, name string, delay time.Duration) (*slowInfer, string) {
+	s := &slowInfer{name: name, delay: delay}
+	gs := grpc.NewServer()
+	inferencepb.RegisterGRPCInferenceServiceServer(gs, s)
+	l := listen(t)
+	go gs.Serve(l)
+	t.Cleanup(gs.Stop)
+	return s, l.Addr().String()
+}
+
+// TestHedgeGRPC is TestHedge for gRPC ModelInfer.
+func TestHedgeGRPC(t *testing.T) {
+	slow, slowAddr := startSlowInfer(t, "slow", 2*time.Second)
+	_, fastAddr := startSlowInfer(t, "fast", 0)
+	table := &Table{Models: map[string]Model{"m": {
+		Hedge: &Hedge{After: Duration(20 * time.Millisecond)},
+		Revisions: []Revision{{Name: "r", Weight: 1, Replicas: []Replica{
+			{HTTP: "127.0.0.1:1", GRPC: slowAddr}, {HTTP: "127.0.0.1:2", GRPC: fastAddr},
+		}}},
+	}}}
+	tg := startGateway(t, Config{ProbeInterval: -1, Eject: ejectNever()}, table)
+	cl := inferencepb.NewGRPCInferenceServiceClient(tg.GRPC)
+	for i := range 20 {
+		start := time.Now()
+		res, err := cl.ModelInfer(context.Background(), &inferencepb.ModelInferRequest{ModelName: "m"})
+		if err != nil || res.ModelVersion != "fast" {
+			t.Fatalf("call %d = %v, %v; want the fast replica's answer", i, res, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("call %d took %v: it waited for the slow replica", i, d)
+		}
+	}
+	hedges := tg.metric(t, `shoal_gateway_hedges_total{model="m"}`)
+	if hedges == 0 {
+		t.Fatal("no call was hedged")
+	}
+	waitFor(t, func() bool { return float64(slow.cancelled.Load()) == hedges })
 }

@@ -99,6 +99,10 @@ func (g *Gateway) Ready() bool {
 	}
 }
 
+// Loaded returns a channel closed once the first routing table is in
+// use.
+func (g *Gateway) Loaded() <-chan struct{} { return g.loaded }
+
 // Table returns the routing table in use.
 func (g *Gateway) Table() *Table { return g.routes.Load().table }
 

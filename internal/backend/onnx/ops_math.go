@@ -23,6 +23,7 @@ func mathOps() []Op {
 		{Domain: DomainONNX, Type: "CastLike", Since: 15, New: newCastLike},
 	}
 	ops = append(ops, quantOps()...)
+	ops = append(ops, dftOps()...)
 	for _, u := range []struct {
 		typ   string
 		since int64

@@ -64,7 +64,8 @@ mkdir -p "$REPO/plain/1" "$REPO/batched/1"
 cp "$MODEL_DIR/model.json" "$REPO/plain/1/"
 cp "$MODEL_DIR/model.json" "$REPO/batched/1/"
 cat > "$REPO/batched/model.yaml" <<'YAML'
-batching:                   # one batch executing at a time (max_concurrency unset)
+max_concurrency: 2          # batches executing at once: one per core
+batching:
   max_batch_size: 64
   max_queue_delay: 0s       # no waiting while the backend is free: batches form while it is busy
   max_queue_size: 512

@@ -354,8 +354,22 @@ func TestPythonBackend(t *testing.T) {
 
 	customDir := filepath.Join(repo, "custom", "1")
 	pidFile := filepath.Join(customDir, "busy.pid")
+	// Replacements take a while on a busy machine; until one runs the
+	// model is unready and answers 503, which is not what these test.
+	ready := func(t *testing.T) {
+		t.Helper()
+		waitFor(t, 60*time.Second, "custom not ready again", func() bool {
+			resp, err := http.Get(s.url + "/v2/models/custom/ready")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+	}
 	ok := func(t *testing.T) {
 		t.Helper()
+		ready(t)
 		code, body := s.post(t, "/v2/models/custom/infer", `{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, 1]}]}`)
 		if code != 200 || !strings.Contains(body, `"data":[6]`) {
 			t.Errorf("a normal request after the failure = %d %s", code, body)
@@ -363,6 +377,7 @@ func TestPythonBackend(t *testing.T) {
 	}
 	misbehave := func(t *testing.T, first int) (int, string, time.Duration) {
 		t.Helper()
+		ready(t)
 		t0 := time.Now()
 		code, body := s.post(t, "/v2/models/custom/infer", `{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [`+strconv.Itoa(first)+`, 0, 0]}]}`)
 		return code, body, time.Since(t0)
@@ -375,6 +390,7 @@ func TestPythonBackend(t *testing.T) {
 			body string
 		}
 		ch := make(chan answer, 1)
+		ready(t)
 		go func() {
 			code, body, _ := misbehave(t, -1)
 			ch <- answer{code, body}

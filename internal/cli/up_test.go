@@ -349,6 +349,7 @@ func TestUpKillReplicaAndRollingUpdate(t *testing.T) {
 		return false
 	})
 	ok, failed, errs := stop()
+	t.Logf("kill -9 of a replica: %d requests ok, %d failed", ok, failed)
 	if failed != 0 || ok == 0 {
 		t.Errorf("kill -9 of a replica: %d ok, %d failed %q; want none failed", ok, failed, errs)
 	}
@@ -362,6 +363,7 @@ func TestUpKillReplicaAndRollingUpdate(t *testing.T) {
 		return control.RevisionName(&d) != oldRev && u.settled("iris", 2)
 	})
 	ok, failed, errs = stop()
+	t.Logf("rolling update %s -> %s: %d requests ok, %d failed", oldRev, control.RevisionName(new(u.deployment("iris"))), ok, failed)
 	if failed != 0 || ok == 0 {
 		t.Errorf("rolling update: %d ok, %d failed %q; want none failed", ok, failed, errs)
 	}

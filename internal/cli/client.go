@@ -95,13 +95,23 @@ func parseClient(name, usage string, args []string, stderr io.Writer, lo, hi int
 		fmt.Fprintf(stderr, "Usage: shoal %s\n\nFlags:\n", usage)
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, "", nil, err
+	// Flags may come before or after the positional arguments
+	// (shoal get iris -o yaml).
+	var pos []string
+	for {
+		if err := fl.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, "", nil, err
+			}
+			return nil, "", nil, usageError{err}
 		}
-		return nil, "", nil, usageError{err}
+		if fl.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fl.Arg(0))
+		args = fl.Args()[1:]
 	}
-	if fl.NArg() < lo || fl.NArg() > hi {
+	if len(pos) < lo || len(pos) > hi {
 		return nil, "", nil, usageError{fmt.Errorf("usage: shoal %s", usage)}
 	}
 	switch *output {
@@ -109,7 +119,7 @@ func parseClient(name, usage string, args []string, stderr io.Writer, lo, hi int
 	default:
 		return nil, "", nil, usageError{fmt.Errorf("-o %q: want table, json or yaml", *output)}
 	}
-	return newClient(*addr), *output, fl.Args(), nil
+	return newClient(*addr), *output, pos, nil
 }
 
 // printAs writes v as JSON or YAML, or calls table.

@@ -308,6 +308,29 @@ func TestUpDefaultPredictAndRestart(t *testing.T) {
 	if err := u.predict("iris"); err != nil {
 		t.Fatal(err)
 	}
+	// The CLI against it.
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"get"}, 0, "iris   1/1"},
+		{[]string{"get", "iris", "-o", "yaml"}, 0, "readyReplicas: 1"},
+		{[]string{"describe", "iris"}, 0, "ReplicasReady"},
+		{[]string{"predict", "iris", irisRequest}, 0, `"data":[0]`},
+		{[]string{"events", "iris"}, 0, "TIME"},
+		{[]string{"logs", "iris", "-tail", "5"}, 0, "model ready"},
+		{[]string{"get", "nope"}, 1, `"nope"`},
+		{[]string{"rollout", "promote", "iris"}, 1, "canary"},
+		{[]string{"scale", "iris"}, 2, "usage"},
+	} {
+		var out, errb bytes.Buffer
+		code := Run(t.Context(), append(c.args, "-control", u.ctlAddr), &out, &errb)
+		if code != c.code || !strings.Contains(out.String()+errb.String(), c.want) {
+			t.Errorf("shoal %q = %d\n%s%s\nwant %d with %q", c.args, code, out.String(), errb.String(), c.code, c.want)
+		}
+	}
+
 	before := u.replicas("iris")[0]
 	u.kill()
 	if !alive(before.PID) {

@@ -14,7 +14,7 @@ import (
 // a typed slice for dt (see tensor.Tensor). It also returns the shape implied
 // by the nesting (a flat list gives a rank-1 shape, a scalar rank 0) and
 // rejects ragged nesting. Floats also accept the strings "NaN", "Inf",
-// "-Inf", "Infinity" and "-Infinity".
+// "-Inf", "Infinity" and "-Infinity", and null as NaN (a missing value).
 func ParseData(raw []byte, dt tensor.DType) (data any, shape []int64, err error) {
 	p := dataParser{s: raw, leaf: -1}
 	p.sink, err = newSink(dt)
@@ -259,6 +259,11 @@ func parseFloat(tok []byte, quoted bool, bits int) (float64, error) {
 			return math.Inf(-1), nil
 		}
 		return 0, fmt.Errorf("expected a number, got string %q", tok)
+	}
+	if str(tok) == "null" {
+		// null is a missing value, as numpy's asarray(..., dtype=float)
+		// reads it in the founding Flask app.
+		return math.NaN(), nil
 	}
 	v, err := strconv.ParseFloat(str(tok), bits)
 	if err != nil {

@@ -27,6 +27,7 @@ func TestParseData(t *testing.T) {
 		{`[true,false]`, tensor.Bool, []bool{true, false}, []int64{2}},
 		{`["a","\u00e9\n"]`, tensor.Bytes, [][]byte{[]byte("a"), []byte("é\n")}, []int64{2}},
 		{`[-1.5e3,"Inf"]`, tensor.FP64, []float64{-1500, math.Inf(1)}, []int64{2}},
+
 		{`[1.5]`, tensor.FP16, []uint16{tensor.Float32ToFloat16(1.5)}, []int64{1}},
 	}
 	for _, c := range cases {
@@ -38,6 +39,16 @@ func TestParseData(t *testing.T) {
 		if !reflect.DeepEqual(got, c.want) || !reflect.DeepEqual(shape, c.wantShape) {
 			t.Errorf("ParseData(%s, %v) = %v %v, want %v %v", c.in, c.dt, got, shape, c.want, c.wantShape)
 		}
+	}
+}
+
+func TestParseDataNull(t *testing.T) {
+	got, _, err := ParseData([]byte(`[1,null]`), tensor.FP32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got.([]float32); v[0] != 1 || !math.IsNaN(float64(v[1])) {
+		t.Errorf("ParseData([1,null], FP32) = %v, want [1 NaN]", v)
 	}
 }
 
@@ -57,6 +68,7 @@ func TestParseDataErrors(t *testing.T) {
 		{`[1.5]`, tensor.Int64},
 		{`["1"]`, tensor.Int64},
 		{`[1]`, tensor.Bytes},
+		{`[null]`, tensor.Int64},
 		{`[1]`, tensor.Bool},
 		{`["x"]`, tensor.FP32},
 		{`["unterminated]`, tensor.Bytes},

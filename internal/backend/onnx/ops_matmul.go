@@ -87,10 +87,8 @@ func newMatMul(n *Node) (Kernel, error) {
 				}
 			}
 		})
-		if o16 != nil {
-			for i, f := range o16 {
-				o.Tensor.Data.([]uint16)[i] = tensor.Float32ToFloat16(f)
-			}
+		for i, f := range o16 {
+			o.Tensor.Data.([]uint16)[i] = tensor.Float32ToFloat16(f)
 		}
 		return nil
 	}, nil

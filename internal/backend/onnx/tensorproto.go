@@ -82,39 +82,6 @@ func onnxTypeName(t int32) string {
 	return onnxpb.TensorProto_DataType(t).String()
 }
 
-// onnxType is the inverse of dtypeOf.
-func onnxType(dt tensor.DType) int32 {
-	switch dt {
-	case tensor.FP32:
-		return onnxFloat
-	case tensor.Uint8:
-		return onnxUint8
-	case tensor.Int8:
-		return onnxInt8
-	case tensor.Uint16:
-		return onnxUint16
-	case tensor.Int16:
-		return onnxInt16
-	case tensor.Int32:
-		return onnxInt32
-	case tensor.Int64:
-		return onnxInt64
-	case tensor.Bytes:
-		return onnxString
-	case tensor.Bool:
-		return onnxBool
-	case tensor.FP16:
-		return onnxFloat16
-	case tensor.FP64:
-		return onnxDouble
-	case tensor.Uint32:
-		return onnxUint32
-	case tensor.Uint64:
-		return onnxUint64
-	}
-	return 0
-}
-
 // tensorReader turns TensorProtos into Values, reading external data from
 // files inside dir and counting the bytes it allocates against a budget.
 type tensorReader struct {
@@ -301,28 +268,6 @@ func (r *tensorReader) external(tp *onnxpb.TensorProto, want int64) ([]byte, err
 		return nil, fmt.Errorf("%w: external data: %w", ErrInvalidModel, err)
 	}
 	return buf, nil
-}
-
-// toProto converts a tensor Value back to a TensorProto (for tests and the
-// conformance report).
-func toProto(v *Value) *onnxpb.TensorProto {
-	dt := onnxType(v.Tensor.DType)
-	tp := &onnxpb.TensorProto{Dims: append([]int64{}, v.Tensor.Shape...), DataType: &dt}
-	switch d := v.Tensor.Data.(type) {
-	case [][]byte:
-		tp.StringData = d
-	case []bool:
-		raw := make([]byte, len(d))
-		for i, b := range d {
-			if b {
-				raw[i] = 1
-			}
-		}
-		tp.RawData = raw
-	default:
-		tp.RawData = v.Tensor.AppendRaw(nil)
-	}
-	return tp
 }
 
 // float64At reads element i of a numeric tensor as float64.

@@ -71,6 +71,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("upstream: scheme %q", req.URL.Scheme)
 	}
 	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		// context.AfterFunc interrupts I/O only asynchronously: a request
+		// already cancelled could otherwise complete on a pooled connection.
+		return nil, err
+	}
 	for tries := 0; ; tries++ {
 		pc, err := t.get(ctx, req.URL.Host)
 		if err != nil {

@@ -11,6 +11,10 @@ import (
 // judged, when Analysis.MinRequests is zero.
 const DefaultMinRequests = 100
 
+// DefaultLatencySlack is the p99 difference below which a canary is never
+// judged slower than the stable revision (see Analysis.LatencySlack).
+const DefaultLatencySlack = 10 * time.Millisecond
+
 // Errors.
 var (
 	// ErrInvalidSpec is wrapped by the errors of the Validate methods.
@@ -55,6 +59,12 @@ type Analysis struct {
 	// MaxLatencyRatio is the highest ratio of the canary's p99 latency to
 	// the stable revision's (1.5 allows 50% slower).
 	MaxLatencyRatio float64
+	// LatencySlack is how much slower than the stable p99 the canary's p99
+	// may always be, whatever the ratio: at millisecond latencies histogram
+	// buckets and a fresh process's cold caches move p99 by a few
+	// milliseconds, which is noise, not a regression. Zero means
+	// DefaultLatencySlack; negative means none.
+	LatencySlack time.Duration
 	// MinRequests is how many canary requests a step needs before it is
 	// judged (and, for the checks relative to stable, as many stable
 	// requests). Zero means DefaultMinRequests.
@@ -295,7 +305,11 @@ func judge(a Analysis, canary, stable Metrics) string {
 	if a.MaxErrorRateIncrease > 0 && cr > sr+a.MaxErrorRateIncrease {
 		b = append(b, fmt.Sprintf("canary error rate %s > stable %s + %s", pct(cr), pct(sr), pct(a.MaxErrorRateIncrease)))
 	}
-	if a.MaxLatencyRatio > 0 && stable.P99 > 0 && float64(canary.P99) > a.MaxLatencyRatio*float64(stable.P99) {
+	slack := a.LatencySlack
+	if slack == 0 {
+		slack = DefaultLatencySlack
+	}
+	if a.MaxLatencyRatio > 0 && stable.P99 > 0 && float64(canary.P99) > a.MaxLatencyRatio*float64(stable.P99) && canary.P99-stable.P99 > max(slack, 0) {
 		b = append(b, fmt.Sprintf("canary p99 %v > %g x stable p99 %v", canary.P99, a.MaxLatencyRatio, stable.P99))
 	}
 	if len(b) == 0 {

@@ -4,8 +4,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
+	golden "github.com/shoal-ml/shoal/internal/scenario"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,28 +26,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the decisio
 //
 // Times T are offsets from the start of the scenario.
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenarios: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := runScenario(t, string(data))
-			if *update {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != string(data) {
-				t.Errorf("%s: decisions differ (run with -update and read the diff):\ngot:\n%s", file, got)
-			}
-		})
-	}
+	golden.Run(t, "testdata/*.txt", *update, runScenario)
 }
 
 type scenario struct {

@@ -4,8 +4,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/shoal-ml/shoal/internal/scenario"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,28 +32,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	step [canary=REQ/ERR/P99] [stable=REQ/ERR/P99] [cmd=C]
 //	                       call Step, print the decision, keep its status
 func TestScenarios(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txt")
-	if len(files) == 0 {
-		t.Fatal("no scenarios")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			in, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := runScript(t, string(in))
-			if *update {
-				if err := os.WriteFile(f, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != string(in) {
-				t.Errorf("scenario %s differs (run with -update and read the diff):\n%s", f, got)
-			}
-		})
-	}
+	scenario.Run(t, "testdata/*.txt", *update, runScript)
 }
 
 func runScript(t *testing.T, script string) string {

@@ -1,32 +1,25 @@
 package httpmodel_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-ml/shoal/internal/backend"
 	"github.com/shoal-ml/shoal/internal/backend/httpmodel"
 	pb "github.com/shoal-ml/shoal/internal/oip/inferencepb"
 	"github.com/shoal-ml/shoal/internal/procsup"
 	"github.com/shoal-ml/shoal/internal/serve"
+	"github.com/shoal-ml/shoal/internal/serve/servetest"
 )
 
 // python returns the Python 3 the tests use ($SHOAL_PYTHON, default
@@ -47,97 +40,13 @@ func python(t *testing.T, mods ...string) string {
 	return py
 }
 
-// syncBuf is a concurrency-safe log sink.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuf = servetest.SyncBuffer
 
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+var waitFor = servetest.WaitFor
 
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// server is a shoal server on loopback listeners.
-type server struct {
-	url  string
-	conn *grpc.ClientConn
-	stop func()
-}
-
-func startServer(t *testing.T, repo string, loaders map[string]backend.Loader, log *slog.Logger) *server {
+func startServer(t *testing.T, repo string, loaders map[string]backend.Loader, log *slog.Logger) *servetest.Server {
 	t.Helper()
-	s, err := serve.New(serve.Config{Repository: repo, Loaders: loaders, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, hl, gl) }()
-	conn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	srv := &server{url: "http://" + hl.Addr().String(), conn: conn}
-	srv.stop = func() {
-		once.Do(func() {
-			cancel()
-			conn.Close()
-			if err := <-done; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(srv.stop)
-	waitFor(t, 60*time.Second, "server not ready", s.Ready)
-	return srv
-}
-
-func (s *server) post(t *testing.T, path, body string) (int, string) {
-	t.Helper()
-	resp, err := http.Post(s.url+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-func (s *server) status(path string) int {
-	resp, err := http.Get(s.url + path)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	return servetest.Start(t, serve.Config{Repository: repo, Loaders: loaders, Logger: log}, 60*time.Second)
 }
 
 // procsIn returns the live processes whose working directory is dir.
@@ -218,7 +127,7 @@ func TestFoundingExample(t *testing.T) {
 
 	infer := func(t *testing.T) {
 		t.Helper()
-		code, body := s.post(t, "/v2/models/iris/infer", `{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}`)
+		code, body := s.Post(t, "/v2/models/iris/infer", `{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}`)
 		var resp struct {
 			Outputs []struct {
 				Name     string
@@ -239,14 +148,14 @@ func TestFoundingExample(t *testing.T) {
 
 	// KServe V1 and the founding /predict path answer as the app does.
 	for _, path := range []string{"/v1/models/iris:predict", "/predict"} {
-		code, body := s.post(t, path, `{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}`)
+		code, body := s.Post(t, path, `{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}`)
 		if code != 200 || strings.Join(strings.Fields(body), "") != `{"predictions":[0,2]}` {
 			t.Errorf("POST %s = %d %s, want 200 {\"predictions\":[0,2]}", path, code, body)
 		}
 	}
 
 	// gRPC, typed contents.
-	r, err := pb.NewGRPCInferenceServiceClient(s.conn).ModelInfer(context.Background(), &pb.ModelInferRequest{
+	r, err := pb.NewGRPCInferenceServiceClient(s.Conn).ModelInfer(context.Background(), &pb.ModelInferRequest{
 		ModelName: "iris",
 		Inputs: []*pb.ModelInferRequest_InferInputTensor{{
 			Name: "input", Datatype: "FP32", Shape: []int64{2, 4},
@@ -261,7 +170,7 @@ func TestFoundingExample(t *testing.T) {
 	}
 
 	// The app's 400 (three features for a four-feature model) is the user's.
-	if code, body := s.post(t, "/v1/models/iris:predict", `{"instances": [[1, 2, 3]]}`); code != 400 || !strings.Contains(body, "features") {
+	if code, body := s.Post(t, "/v1/models/iris:predict", `{"instances": [[1, 2, 3]]}`); code != 400 || !strings.Contains(body, "features") {
 		t.Errorf("three features: %d %s, want 400 naming the features", code, body)
 	}
 
@@ -278,11 +187,11 @@ func TestFoundingExample(t *testing.T) {
 	for _, p := range procs {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
-	waitFor(t, 10*time.Second, "model still ready after its server was killed", func() bool { return s.status("/v2/models/iris/ready") != 200 })
-	if code, body := s.post(t, "/v1/models/iris:predict", `{"instances": [[5.1, 3.5, 1.4, 0.2]]}`); code != 503 {
+	waitFor(t, 10*time.Second, "model still ready after its server was killed", func() bool { return s.Status("/v2/models/iris/ready") != 200 })
+	if code, body := s.Post(t, "/v1/models/iris:predict", `{"instances": [[5.1, 3.5, 1.4, 0.2]]}`); code != 503 {
 		t.Errorf("while restarting: %d %s, want 503", code, body)
 	}
-	waitFor(t, 30*time.Second, "model not ready again after restart", func() bool { return s.status("/v2/models/iris/ready") == 200 })
+	waitFor(t, 30*time.Second, "model not ready again after restart", func() bool { return s.Status("/v2/models/iris/ready") == 200 })
 	infer(t)
 	if !strings.Contains(logs.String(), "process exited; restarting") {
 		t.Errorf("the restart is not logged")
@@ -292,7 +201,7 @@ func TestFoundingExample(t *testing.T) {
 	if len(procsIn(dir)) != 2 {
 		t.Errorf("after the restart: processes %v, want the shell and python", procsIn(dir))
 	}
-	s.stop()
+	s.Stop()
 	if left := procsIn(dir); len(left) != 0 {
 		t.Errorf("after shutdown, processes remain: %v", left)
 	}

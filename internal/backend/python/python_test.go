@@ -1,14 +1,12 @@
 package python_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,13 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/shoal-ml/shoal/internal/backend"
 	"github.com/shoal-ml/shoal/internal/backend/python"
 	pb "github.com/shoal-ml/shoal/internal/oip/inferencepb"
 	"github.com/shoal-ml/shoal/internal/serve"
+	"github.com/shoal-ml/shoal/internal/serve/servetest"
 	"github.com/shoal-ml/shoal/internal/tensor"
 )
 
@@ -49,86 +45,13 @@ func pythonPath(t *testing.T, mods ...string) string {
 	return py
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuf = servetest.SyncBuffer
 
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+var waitFor = servetest.WaitFor
 
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type server struct {
-	url  string
-	conn *grpc.ClientConn
-	stop func()
-}
-
-func startServer(t *testing.T, repo string, loaders map[string]backend.Loader, log *slog.Logger) *server {
+func startServer(t *testing.T, repo string, loaders map[string]backend.Loader, log *slog.Logger) *servetest.Server {
 	t.Helper()
-	s, err := serve.New(serve.Config{Repository: repo, Loaders: loaders, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, hl, gl) }()
-	conn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	srv := &server{url: "http://" + hl.Addr().String(), conn: conn}
-	srv.stop = func() {
-		once.Do(func() {
-			cancel()
-			conn.Close()
-			if err := <-done; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(srv.stop)
-	waitFor(t, 120*time.Second, "server not ready", s.Ready)
-	return srv
-}
-
-func (s *server) post(t *testing.T, path, body string) (int, string) {
-	t.Helper()
-	resp, err := http.Post(s.url+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return servetest.Start(t, serve.Config{Repository: repo, Loaders: loaders, Logger: log}, 120*time.Second)
 }
 
 // procsIn returns the live processes whose working directory is dir.
@@ -243,7 +166,7 @@ func TestPythonBackend(t *testing.T) {
 	irisBody := `{"inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP32", "data": [` + flat + `]}]}`
 	decode := func(t *testing.T, path, req string) inferResponse {
 		t.Helper()
-		code, body := s.post(t, path, req)
+		code, body := s.Post(t, path, req)
 		var r inferResponse
 		if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil || len(r.Outputs) == 0 {
 			t.Fatalf("infer = %d %s", code, body)
@@ -258,7 +181,7 @@ func TestPythonBackend(t *testing.T) {
 		if r.Name != "predictions" || r.Datatype != "INT64" || string(got) != string(want) {
 			t.Errorf("output %s %s %s, want predictions INT64 %s", r.Name, r.Datatype, got, want)
 		}
-		code, body := s.post(t, "/v1/models/iris:predict", `{"instances": `+string(rows)+`}`)
+		code, body := s.Post(t, "/v1/models/iris:predict", `{"instances": `+string(rows)+`}`)
 		if code != 200 || strings.Join(strings.Fields(body), "") != `{"predictions":`+string(want)+`}` {
 			t.Errorf("V1 = %d %s, want predictions %s", code, body, want)
 		}
@@ -269,7 +192,7 @@ func TestPythonBackend(t *testing.T) {
 		for _, r := range exp.Rows {
 			data = append(data, r...)
 		}
-		r, err := pb.NewGRPCInferenceServiceClient(s.conn).ModelInfer(context.Background(), &pb.ModelInferRequest{
+		r, err := pb.NewGRPCInferenceServiceClient(s.Conn).ModelInfer(context.Background(), &pb.ModelInferRequest{
 			ModelName: "iris",
 			Inputs: []*pb.ModelInferRequest_InferInputTensor{{
 				Name: "input", Datatype: "FP32", Shape: []int64{3, 4},
@@ -289,7 +212,7 @@ func TestPythonBackend(t *testing.T) {
 		for i := range 24 {
 			wg.Go(func() {
 				row, _ := json.Marshal(exp.Rows[i%3])
-				code, body := s.post(t, "/v1/models/iris-batched:predict", `{"instances": [`+string(row)+`]}`)
+				code, body := s.Post(t, "/v1/models/iris-batched:predict", `{"instances": [`+string(row)+`]}`)
 				if want := `{"predictions":[` + strconv.FormatInt(exp.Predictions[i%3], 10) + `]}`; code != 200 || strings.Join(strings.Fields(body), "") != want {
 					t.Errorf("request %d = %d %s, want %s", i, code, body, want)
 				}
@@ -311,7 +234,7 @@ func TestPythonBackend(t *testing.T) {
 	})
 
 	t.Run("pickle metadata from the estimator", func(t *testing.T) {
-		resp, err := http.Get(s.url + "/v2/models/iris")
+		resp, err := http.Get(s.URL + "/v2/models/iris")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +246,7 @@ func TestPythonBackend(t *testing.T) {
 	})
 
 	t.Run("pickle refused without allow_pickle", func(t *testing.T) {
-		code, body := s.post(t, "/v2/models/iris-refused/infer", irisBody)
+		code, body := s.Post(t, "/v2/models/iris-refused/infer", irisBody)
 		if code != 503 || !strings.Contains(body, "allow_pickle") {
 			t.Errorf("infer = %d %s, want 503 naming allow_pickle", code, body)
 		}
@@ -335,14 +258,14 @@ func TestPythonBackend(t *testing.T) {
 		if want := `[{"Name":"y","Datatype":"FP32","Shape":[2],"Data":[14,3]},{"Name":"label","Datatype":"BYTES","Shape":[2],"Data":["high","low"]}]`; string(got) != want {
 			t.Errorf("outputs = %s, want %s", got, want)
 		}
-		code, body := s.post(t, "/v2/models/custom/infer", `{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}`)
+		code, body := s.Post(t, "/v2/models/custom/infer", `{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}`)
 		if code != 400 || !strings.Contains(body, "ValueError: x has 2 columns, want 3") {
 			t.Errorf("two columns = %d %s, want 400 with the ValueError", code, body)
 		}
 	})
 
 	t.Run("load raises", func(t *testing.T) {
-		code, body := s.post(t, "/v2/models/broken/infer", `{"inputs": [{"name": "input", "shape": [1, 1], "datatype": "FP32", "data": [1]}]}`)
+		code, body := s.Post(t, "/v2/models/broken/infer", `{"inputs": [{"name": "input", "shape": [1, 1], "datatype": "FP32", "data": [1]}]}`)
 		if code != 503 || !strings.Contains(body, "RuntimeError: weights file missing") {
 			t.Errorf("infer = %d %s, want 503 with the exception", code, body)
 		}
@@ -359,7 +282,7 @@ func TestPythonBackend(t *testing.T) {
 	ready := func(t *testing.T) {
 		t.Helper()
 		waitFor(t, 60*time.Second, "custom not ready again", func() bool {
-			resp, err := http.Get(s.url + "/v2/models/custom/ready")
+			resp, err := http.Get(s.URL + "/v2/models/custom/ready")
 			if err != nil {
 				return false
 			}
@@ -370,7 +293,7 @@ func TestPythonBackend(t *testing.T) {
 	ok := func(t *testing.T) {
 		t.Helper()
 		ready(t)
-		code, body := s.post(t, "/v2/models/custom/infer", `{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, 1]}]}`)
+		code, body := s.Post(t, "/v2/models/custom/infer", `{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, 1]}]}`)
 		if code != 200 || !strings.Contains(body, `"data":[6]`) {
 			t.Errorf("a normal request after the failure = %d %s", code, body)
 		}
@@ -379,7 +302,7 @@ func TestPythonBackend(t *testing.T) {
 		t.Helper()
 		ready(t)
 		t0 := time.Now()
-		code, body := s.post(t, "/v2/models/custom/infer", `{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [`+strconv.Itoa(first)+`, 0, 0]}]}`)
+		code, body := s.Post(t, "/v2/models/custom/infer", `{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [`+strconv.Itoa(first)+`, 0, 0]}]}`)
 		return code, body, time.Since(t0)
 	}
 
@@ -444,10 +367,10 @@ func TestPythonBackend(t *testing.T) {
 	})
 
 	// Other models kept serving through all of it.
-	if code, body := s.post(t, "/v2/models/iris/infer", irisBody); code != 200 {
+	if code, body := s.Post(t, "/v2/models/iris/infer", irisBody); code != 200 {
 		t.Errorf("iris after the failures = %d %s", code, body)
 	}
-	s.stop()
+	s.Stop()
 	for _, m := range []string{"iris", "iris-proba", "custom"} {
 		if left := procsIn(filepath.Join(repo, m, "1")); len(left) != 0 {
 			t.Errorf("%s: processes remain after shutdown: %v", m, left)

@@ -352,12 +352,12 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) error {
 // predictV1 maps a V1 body onto the model's first input and answers with
 // its first output.
 func (s *Server) predictV1(w http.ResponseWriter, r *http.Request, name string) error {
-	md, err := s.ModelMetadata(name, "")
+	sig, err := s.signature(name)
 	if err != nil {
 		return err
 	}
-	if len(md.Inputs) != 1 || len(md.Outputs) == 0 {
-		return fmt.Errorf("%w: model %q has %d inputs and %d outputs; the V1 instances API needs one input and an output (use /v2)", oip.ErrBadRequest, name, len(md.Inputs), len(md.Outputs))
+	if len(sig.Inputs) != 1 || len(sig.Outputs) == 0 {
+		return fmt.Errorf("%w: model %q has %d inputs and %d outputs; the V1 instances API needs one input and an output (use /v2)", oip.ErrBadRequest, name, len(sig.Inputs), len(sig.Outputs))
 	}
 	buf, err := s.readBody(w, r)
 	if err != nil {
@@ -368,17 +368,17 @@ func (s *Server) predictV1(w http.ResponseWriter, r *http.Request, name string) 
 	if err != nil {
 		return err
 	}
-	dt := md.Inputs[0].DType
+	dt := sig.Inputs[0].DType
 	if dt == tensor.Invalid {
 		dt = tensor.FP32
 	}
-	in, err := v1.Tensor(md.Inputs[0].Name, dt)
+	in, err := v1.Tensor(sig.Inputs[0].Name, dt)
 	if err != nil {
 		return err
 	}
 	resp, err := s.Infer(r.Context(), &oip.InferRequest{
 		ModelName: name, Inputs: []*tensor.Tensor{in},
-		Outputs: []oip.RequestedOutput{{Name: md.Outputs[0].Name}},
+		Outputs: []oip.RequestedOutput{{Name: sig.Outputs[0].Name}},
 	})
 	if err != nil {
 		return err

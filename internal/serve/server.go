@@ -398,6 +398,19 @@ func (s *Server) ModelReady(name, ver string) (bool, error) {
 	return err == nil, err
 }
 
+// signature returns the signature of model name's default version. It is
+// ModelMetadata without the version list, for the V1 paths that need it on
+// every request.
+func (s *Server) signature(name string) (backend.Signature, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, err := s.lookupLocked(name, "")
+	if err != nil {
+		return backend.Signature{}, err
+	}
+	return v.sig, nil
+}
+
 // ServerMetadata is the answer to GET /v2.
 type ServerMetadata struct {
 	Name       string   `json:"name"`

@@ -133,9 +133,13 @@ func TestStopKillsTheGroup(t *testing.T) {
 			if d := time.Since(t0); d > tt.maxStop {
 				t.Errorf("Stop took %v, want at most %v", d, tt.maxStop)
 			}
-			if alive(p.Pid()) || alive(child) {
-				t.Errorf("after Stop: leader alive %v, child alive %v; want neither", alive(p.Pid()), alive(child))
+			if alive(p.Pid()) {
+				t.Errorf("after Stop: leader %d alive", p.Pid())
 			}
+			// Stop reaps the leader; the rest of the group got SIGKILL,
+			// which the kernel delivers asynchronously, so the child dies
+			// (and init reaps it) a moment later on a busy machine.
+			waitFor(t, 5*time.Second, "the child outlived Stop", func() bool { return !alive(child) })
 		})
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/autoscale"
 	"github.com/shoal-ml/shoal/internal/control/store"
 	"github.com/shoal-ml/shoal/internal/gateway"
-	"github.com/shoal-ml/shoal/internal/replica/process"
+	"github.com/shoal-ml/shoal/internal/replica"
 	"github.com/shoal-ml/shoal/internal/rollout"
 )
 
@@ -20,7 +20,7 @@ import (
 // later. Its methods must be safe for concurrent use.
 type Backend interface {
 	// Start starts a replica and returns at once, before it is ready.
-	Start(process.Spec) (Replica, error)
+	Start(replica.Spec) (Replica, error)
 	// Stop drains and stops a replica and returns once it has exited.
 	Stop(id string) error
 	// List returns the replicas not being stopped, with their readiness.
@@ -273,7 +273,7 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 				if a.Revision == prevRev && a.Revision != RevisionName(&d) {
 					spec = prevSpec
 				}
-				r, err := c.cfg.Backend.Start(process.Spec{
+				r, err := c.cfg.Backend.Start(replica.Spec{
 					Deployment: name, Revision: a.Revision, Model: spec.Model.URI,
 					Args: spec.Runtime.Args, Env: envList(spec.Runtime.Env),
 				})

@@ -8,12 +8,12 @@ import (
 
 	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/internal/gateway"
-	"github.com/shoal-ml/shoal/internal/replica/process"
+	"github.com/shoal-ml/shoal/internal/replica"
 	"github.com/shoal-ml/shoal/internal/rollout"
 )
 
 // Replica is one replica as a backend reports it.
-type Replica = process.Replica
+type Replica = replica.Replica
 
 // ActionKind says what an Action does.
 type ActionKind string

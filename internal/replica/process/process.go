@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/shoal-ml/shoal/internal/procsup"
+	"github.com/shoal-ml/shoal/internal/replica"
 )
 
 // ErrNotFound is returned by Stop for a replica the backend does not know.
@@ -98,35 +99,11 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Spec is what to run as one replica.
-type Spec struct {
-	// Deployment and Revision name the replica's owner. Required.
-	Deployment, Revision string
-	// Model is the model repository or file given to `shoal serve`.
-	// Required.
-	Model string
-	// Args are extra `shoal serve` flags. Nil means none.
-	Args []string
-	// Env adds "KEY=value" entries to the replica's environment.
-	Env []string
-}
+// Spec says what replica to start; see replica.Spec.
+type Spec = replica.Spec
 
-// Replica is one replica as the backend sees it now.
-type Replica struct {
-	ID         string    `json:"id"`
-	Deployment string    `json:"deployment"`
-	Revision   string    `json:"revision"`
-	PID        int       `json:"pid"`
-	HTTP       string    `json:"http"` // host:port of its REST listener
-	GRPC       string    `json:"grpc"` // host:port of its gRPC listener
-	Started    time.Time `json:"started"`
-	// Ready: running and passing its health check.
-	Ready bool `json:"ready"`
-	// Adopted: found running at New, not a child of this process.
-	Adopted bool `json:"adopted,omitempty"`
-	// Restarts counts restarts by the supervisor.
-	Restarts int `json:"restarts,omitempty"`
-}
+// Replica is one replica as the backend sees it now; see replica.Replica.
+type Replica = replica.Replica
 
 // Backend runs replicas as processes. Create it with New; its methods are
 // safe for concurrent use. Close stops every replica.

@@ -1,5 +1,5 @@
-// Package store keeps the control plane's objects (ModelDeployments and
-// their events) in one file with atomic, fsynced transactions (bbolt), with
+// Package store keeps the control plane's objects (ModelDeployments, their
+// events and the controllers' private state of each) in one file with atomic, fsynced transactions (bbolt), with
 // optimistic concurrency through resource versions and a watch for
 // controllers. A crash or kill -9 loses no acknowledged write. It does not
 // reconcile anything: controllers read, watch and write through it.
@@ -78,7 +78,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketDeployments, bucketEvents} {
+		for _, b := range [][]byte{bucketDeployments, bucketEvents, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -229,7 +229,8 @@ func (s *Store) write(d v1alpha1.ModelDeployment, merge func(old, d *v1alpha1.Mo
 	return d, nil
 }
 
-// Delete removes the object named name and its events.
+// Delete removes the object named name, its events and its controller
+// state.
 func (s *Store) Delete(name string) error {
 	var last v1alpha1.ModelDeployment
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -242,6 +243,9 @@ func (s *Store) Delete(name string) error {
 			return err
 		}
 		if err := tx.Bucket(bucketEvents).DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		if err := tx.Bucket(bucketState).Delete([]byte(name)); err != nil {
 			return err
 		}
 		return b.Delete([]byte(name))

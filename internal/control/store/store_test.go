@@ -194,3 +194,47 @@ func TestKill9LosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestState: controller state survives a reopen, wakes no watcher and goes
+// with its object.
+func TestState(t *testing.T) {
+	s, path := open(t)
+	if _, err := s.Create(deployment("iris", "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, events, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type memo struct{ Step int }
+	var got memo
+	if ok, err := s.State("iris", &got); ok || err != nil {
+		t.Fatalf("State before Put = %v, %v; want false, nil", ok, err)
+	}
+	if err := s.PutState("iris", memo{Step: 2}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-events:
+		t.Errorf("PutState woke a watcher: %v", e.Type)
+	default:
+	}
+	cancel()
+	s.Close()
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if ok, err := s2.State("iris", &got); !ok || err != nil || got.Step != 2 {
+		t.Fatalf("State after reopen = %+v, %v, %v; want Step 2", got, ok, err)
+	}
+	if err := s2.Delete("iris"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s2.State("iris", &got); ok {
+		t.Error("State after Delete is still there")
+	}
+}

@@ -18,6 +18,14 @@ type Spec struct {
 	Args []string
 	// Env adds "KEY=value" entries to the replica's environment.
 	Env []string
+	// Backend is the deployment's spec.backend ("process", "docker"): a
+	// router of backends picks by it; a backend itself ignores it. Empty
+	// means the router's default.
+	Backend string
+	// MilliCPU limits the replica's CPU in thousandths of a core and
+	// Memory its memory in bytes (the deployment's spec.resources). Zero
+	// means no limit; a backend that cannot enforce a limit ignores it.
+	MilliCPU, Memory int64
 }
 
 // Replica is one replica as a backend sees it now.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/internal/control/store"
+	"github.com/shoal-ml/shoal/internal/gateway"
 	"github.com/shoal-ml/shoal/internal/rollout"
 )
 
@@ -33,6 +34,13 @@ type APIConfig struct {
 	// Rollout gives a command to a canary rollout (Controller.Rollout).
 	// Nil means canary commands are refused.
 	Rollout func(ctx context.Context, name, cmd string) error
+	// Routes is the gateway's routing table, served by GET /v1/routes to
+	// standalone gateways (Controller.Source; see routes_api.go). Nil
+	// answers 501.
+	Routes gateway.Source
+	// ScaleUp asks for a replica of a deployment scaled to zero, for POST
+	// /v1/deployments/{name}/activate (Controller.ScaleUp). Nil answers 501.
+	ScaleUp func(ctx context.Context, name string) error
 }
 
 // Handler returns the control API (REST and JSON):
@@ -73,6 +81,7 @@ func Handler(cfg APIConfig) http.Handler {
 	h("POST /v1/deployments/{name}/scale", a.scale)
 	h("POST /v1/deployments/{name}/rollout/{cmd}", a.rollout)
 	h("GET /v1/watch", a.watch)
+	a.registerRoutes(h) // GET /v1/routes, POST /v1/deployments/{name}/activate
 	return mux
 }
 

@@ -148,6 +148,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	api := &http.Server{
 		Handler: control.Handler(control.APIConfig{
 			Store: st, Replicas: backend.List, LogPath: backend.LogPath, GatewayURL: gatewayURL, Rollout: ctl.Rollout,
+			Routes: ctl.Source(), ScaleUp: ctl.ScaleUp, // for standalone gateways (shoal gateway -control)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -273,9 +273,11 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 				if a.Revision == prevRev && a.Revision != RevisionName(&d) {
 					spec = prevSpec
 				}
+				cpu, mem := resourceLimits(spec.Resources)
 				r, err := c.cfg.Backend.Start(replica.Spec{
 					Deployment: name, Revision: a.Revision, Model: spec.Model.URI,
 					Args: spec.Runtime.Args, Env: envList(spec.Runtime.Env),
+					Backend: spec.Backend, MilliCPU: cpu, Memory: mem,
 				})
 				if err != nil {
 					c.event(name, "Warning", "StartFailed", err.Error())

@@ -29,6 +29,9 @@ type APIConfig struct {
 	Replicas func() []Replica
 	// LogPath returns the log file of a replica. Nil means no logs.
 	LogPath func(id string) string
+	// Logs returns the last tail lines of a replica's output
+	// (Backends.Logs). Nil means LogPath is read instead.
+	Logs func(ctx context.Context, id string, tail int) ([]byte, error)
 	// GatewayURL is reported by GET /v1/info. Empty reports none.
 	GatewayURL string
 	// Rollout gives a command to a canary rollout (Controller.Rollout).
@@ -234,12 +237,18 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) error {
 		tail = n
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if a.cfg.LogPath == nil {
+	if a.cfg.LogPath == nil && a.cfg.Logs == nil {
 		return nil
 	}
 	for _, rep := range a.replicasOf(name) {
-		b, err := os.ReadFile(a.cfg.LogPath(rep.ID))
-		if err != nil {
+		var b []byte
+		var err error
+		if a.cfg.Logs != nil {
+			b, err = a.cfg.Logs(r.Context(), rep.ID, tail)
+		} else {
+			b, err = os.ReadFile(a.cfg.LogPath(rep.ID))
+		}
+		if err != nil || len(b) == 0 {
 			continue
 		}
 		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")

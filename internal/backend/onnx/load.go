@@ -45,6 +45,7 @@ type Model struct {
 	inTypes   []*onnxpb.TypeProto
 	outputs   []int // value index of each graph output
 	outNames  []string
+	outTypes  []*onnxpb.TypeProto
 	outTensor []bool   // per output: declared as a tensor
 	consts    []*Value // per value: the constant, or nil
 	slotOf    []int    // per value: the slot index for computed values, -1 otherwise
@@ -157,6 +158,15 @@ func plan(mp *onnxpb.ModelProto, ops *OpSet, r *tensorReader) (*Model, error) {
 	if len(mp.GetOpsetImport()) == 0 {
 		opsets[DomainONNX] = 1 // IR version 1 models had no imports
 	}
+	return planGraph(g, &graphEnv{opsets: opsets, ops: ops, r: r, limit: r.budget}, nil)
+}
+
+// planGraph checks g and builds its execution plan. outer is nil for the
+// main graph; for a subgraph (see subgraph.go) it holds the outer-scope
+// values the subgraph reads, which become inputs after its own (or
+// constants, when they are constant outside).
+func planGraph(g *onnxpb.GraphProto, env *graphEnv, outer *outerScope) (*Model, error) {
+	opsets, ops, r := env.opsets, env.ops, env.r
 	m := &Model{}
 	index := map[string]int{}
 	addValue := func(name string) (int, error) {
@@ -200,6 +210,9 @@ func plan(mp *onnxpb.ModelProto, ops *OpSet, r *tensorReader) (*Model, error) {
 		m.inNames = append(m.inNames, vi.GetName())
 		m.inTypes = append(m.inTypes, vi.GetType())
 	}
+	if err := m.addOuter(outer, addValue); err != nil {
+		return nil, err
+	}
 	nodes := g.GetNode()
 	producer := map[int]int{} // value -> node
 	nodeOut := make([][]int, len(nodes))
@@ -214,15 +227,21 @@ func plan(mp *onnxpb.ModelProto, ops *OpSet, r *tensorReader) (*Model, error) {
 		}
 	}
 	nodeIn := make([][]int, len(nodes))
+	captures := make([][]string, len(nodes))
 	for ni, n := range nodes {
-		for _, name := range n.GetInput() {
+		captures[ni] = nodeCaptures(n)
+		for k, name := range append(append([]string(nil), n.GetInput()...), captures[ni]...) {
 			if name == "" {
 				nodeIn[ni] = append(nodeIn[ni], -1)
 				continue
 			}
 			i, ok := index[name]
 			if !ok {
-				return nil, fmt.Errorf("%w: node %d (%s) reads %q, which nothing defines", ErrInvalidModel, ni, n.GetOpType(), name)
+				what := "reads"
+				if k >= len(n.GetInput()) {
+					what = "has a subgraph that reads"
+				}
+				return nil, fmt.Errorf("%w: node %d (%s) %s %q, which nothing defines", ErrInvalidModel, ni, n.GetOpType(), what, name)
 			}
 			nodeIn[ni] = append(nodeIn[ni], i)
 		}
@@ -238,6 +257,7 @@ func plan(mp *onnxpb.ModelProto, ops *OpSet, r *tensorReader) (*Model, error) {
 		}
 		m.outputs = append(m.outputs, i)
 		m.outNames = append(m.outNames, vi.GetName())
+		m.outTypes = append(m.outTypes, vi.GetType())
 	}
 	if len(m.outputs) == 0 {
 		return nil, fmt.Errorf("%w: no outputs", ErrInvalidModel)
@@ -260,10 +280,11 @@ func plan(mp *onnxpb.ModelProto, ops *OpSet, r *tensorReader) (*Model, error) {
 		attrs.conv = r.value
 		nd := &Node{
 			Name: n.GetName(), OpType: n.GetOpType(), Domain: domain, Version: version, Attrs: attrs,
-			NumInputs: len(nodeIn[ni]), NumOutputs: len(nodeOut[ni]),
+			NumInputs: len(n.GetInput()), NumOutputs: len(nodeOut[ni]),
 			InputPresent: make([]bool, len(nodeIn[ni])), OutputPresent: make([]bool, len(nodeOut[ni])),
 			Const: make([]*Value, len(nodeIn[ni])),
 		}
+		env.bindSubgraphs(nd, captures[ni])
 		allConst := true
 		for k, vi := range nodeIn[ni] {
 			if vi >= 0 {
@@ -305,6 +326,8 @@ func foldable(domain, typ string) bool {
 	switch typ {
 	case "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout":
 		return false
+	case "If", "Loop", "Scan", "SequenceMap":
+		return false // a subgraph may loop for long: run it with a context
 	}
 	return true
 }
@@ -488,6 +511,7 @@ func (m *Model) run(ctx context.Context, s *state) error {
 			}
 		}
 		st := &m.steps[si]
+		s.scratch[si].ctx = ctx
 		if err := st.kernel(&s.scratch[si], s.ins[si], s.outs[si]); err != nil {
 			return fmt.Errorf("node %s: %w", st.name, err)
 		}

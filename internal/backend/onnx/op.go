@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -109,6 +110,21 @@ type Node struct {
 	// that need an input at load time (a Reshape's shape, a Clip's bounds)
 	// may read it here; they must still accept the value at run time.
 	Const []*Value
+	// Captures names the outer-scope values that the node's subgraph
+	// attributes (If's branches, Loop's and Scan's body) read without
+	// declaring them as inputs. The kernel receives them in `in` after the
+	// NumInputs declared inputs, in this order; InputPresent and Const
+	// cover them too. Nil for nodes without subgraphs.
+	Captures []string
+	// MaxBytes is the model's memory limit (Options.MaxBytes less the
+	// file size). Kernels whose output size depends on the data of many
+	// iterations (Loop's scan outputs, growing sequences) refuse to go
+	// past it. Zero means no limit (tests that build nodes by hand).
+	MaxBytes int64
+
+	// sub plans a subgraph attribute with Captures as its outer scope;
+	// set by the loader, nil in nodes built by hand (see Node.Subgraph).
+	sub func(*onnxpb.GraphProto) (*Model, error)
 }
 
 // Errors of the operator layer.
@@ -227,6 +243,21 @@ type Scratch struct {
 	i64   []int64
 	shape []int64
 	Any   any
+	// ctx is the context of the run in progress, set by the executor
+	// before each kernel call (nil when constants are folded at load
+	// time); kernels that loop read it through Context. It is a field
+	// only because a Kernel's signature has no room for it.
+	ctx context.Context
+}
+
+// Context returns the context of the run in progress (Background when
+// there is none, as when constants are folded), for kernels that run
+// subgraphs or loop for long and must stop when the request is cancelled.
+func (s *Scratch) Context() context.Context {
+	if s.ctx == nil {
+		return context.Background()
+	}
+	return s.ctx
 }
 
 // Float32s returns n float32s of scratch memory.

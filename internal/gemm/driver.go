@@ -134,17 +134,17 @@ func (p *product) compute(i0, i1, j0, j1, jc, kb int, beta float32, tmp []float3
 					kern.fn(kb, apan, bpan, p.c[ci*p.ldc+cj:], p.ldc, p.alpha, beta, load)
 					continue
 				}
-				kern.fn(kb, apan, bpan, tmp, nr, p.alpha, 0, false)
-				for i := range rows {
-					dst := p.c[(ci+i)*p.ldc+cj : (ci+i)*p.ldc+cj+cols]
-					src := tmp[i*nr : i*nr+cols]
-					if load {
-						for j, v := range src {
-							dst[j] = v + beta*dst[j]
-						}
-					} else {
-						copy(dst, src)
+				// An edge tile goes through tmp, with C's values when the
+				// kernel reads them, so that it gets the arithmetic of a
+				// full tile: a row of C does not depend on where m ends.
+				if load {
+					for i := range rows {
+						copy(tmp[i*nr:i*nr+cols], p.c[(ci+i)*p.ldc+cj:(ci+i)*p.ldc+cj+cols])
 					}
+				}
+				kern.fn(kb, apan, bpan, tmp, nr, p.alpha, beta, load)
+				for i := range rows {
+					copy(p.c[(ci+i)*p.ldc+cj:(ci+i)*p.ldc+cj+cols], tmp[i*nr:i*nr+cols])
 				}
 			}
 		}

@@ -13,8 +13,11 @@
 //
 // The package does not do float64, complex or integer products, does not
 // check for aliasing between C and A or B (which gives undefined results),
-// and does not reproduce results bit for bit across kernels or parallelism
-// settings: sums are accumulated in a different order.
+// and does not reproduce results bit for bit across kernels: sums are
+// accumulated in a different order. With one kernel, each row of C gets the
+// same arithmetic whatever m and the parallelism (so a batch of rows gives
+// each row what it gets alone), except a product of one row with transB,
+// which takes dot products in another order.
 package gemm
 
 import (

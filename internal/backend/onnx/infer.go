@@ -108,6 +108,9 @@ func (m *Model) Infer(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.T
 		}
 		s.inputs[k] = Value{Kind: KindTensor, Tensor: *t}
 	}
+	if err := m.checkDimEq(s.inputs); err != nil {
+		return nil, err
+	}
 	if err := m.run(ctx, s); err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ type Model struct {
 	slotOf    []int    // per value: the slot index for computed values, -1 otherwise
 	nslots    int
 	steps     []step
+	dimEq     []dimPair // input dimensions shape inference proved equal (shapeinfer.go)
 	pool      sync.Pool
 }
 
@@ -265,6 +266,7 @@ func planGraph(g *onnxpb.GraphProto, env *graphEnv, outer *outerScope) (*Model, 
 
 	// Instantiate every node in order, folding those whose inputs are all
 	// constant.
+	nds := make([]*Node, len(nodes)) // for shape inference
 	for _, ni := range order {
 		n := nodes[ni]
 		domain := canonDomain(n.GetDomain())
@@ -303,6 +305,7 @@ func planGraph(g *onnxpb.GraphProto, env *graphEnv, outer *outerScope) (*Model, 
 		if err != nil {
 			return nil, fmt.Errorf("node %q (%s): %w", n.GetName(), n.GetOpType(), err)
 		}
+		nds[ni] = nd
 		st := step{name: n.GetName() + " (" + n.GetOpType() + ")", kernel: kernel, in: nodeIn[ni], out: nodeOut[ni]}
 		if allConst && (len(nodeIn[ni]) > 0 || n.GetOpType() == "Constant") && foldable(domain, n.GetOpType()) {
 			if err := m.fold(st, r); err != nil {
@@ -314,6 +317,9 @@ func planGraph(g *onnxpb.GraphProto, env *graphEnv, outer *outerScope) (*Model, 
 	}
 	m.assignSlots()
 	if err := m.signature(g); err != nil {
+		return nil, err
+	}
+	if err := m.inferShapes(g, order, nodes, nds, nodeIn, nodeOut); err != nil {
 		return nil, err
 	}
 	m.pool.New = func() any { return m.newState() }

@@ -50,6 +50,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runEvents(ctx, args[1:], stdout, stderr)
 	case "predict":
 		err = runPredict(ctx, args[1:], stdout, stderr)
+	case "package":
+		err = runPackage(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "shoal", version())
 	case "help", "-h", "--help":
@@ -90,6 +92,7 @@ Usage:
   shoal rollout status|pause|resume|promote|undo NAME   drive a rollout
   shoal logs NAME | events NAME                         replica output, recorded events
   shoal predict NAME JSON|@FILE                         send an inference request through the gateway
+  shoal package MODEL -t IMAGE -o FILE|-push REF        build a model image without Docker (docs/packaging.md)
   shoal onnx conformance [-o FILE] [DIR]                run the ONNX conformance suite (docs/onnx.md)
   shoal version                                         print the version
 

@@ -45,11 +45,21 @@ func binaryLayer(bin string, mt types.MediaType) (v1.Layer, error) {
 }
 
 // modelLayer is the model repository (or single model file) under
-// ModelRoot: files sorted by name, owned by root, readable by everyone,
-// modification time the epoch. Hidden entries at the top of a repository
-// (serve ignores them) and __pycache__ directories (their contents vary
-// from run to run) are left out.
+// ModelRoot, as modelEntries lists it.
 func modelLayer(model string, mt types.MediaType) (v1.Layer, error) {
+	ents, err := modelEntries(model)
+	if err != nil {
+		return nil, err
+	}
+	return layerOf(ents, mt)
+}
+
+// modelEntries lists the model repository (or single model file) under
+// ModelRoot: files sorted by name, owned by root, readable by everyone.
+// Hidden entries at the top of a repository (serve ignores them) and
+// __pycache__ directories (their contents vary from run to run) are left
+// out.
+func modelEntries(model string) ([]entry, error) {
 	root := strings.TrimPrefix(ModelRoot, "/") + "/"
 	ents := []entry{{name: root, mode: 0o755}}
 	st, err := os.Stat(model)
@@ -57,8 +67,10 @@ func modelLayer(model string, mt types.MediaType) (v1.Layer, error) {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	if !st.IsDir() {
-		ents = append(ents, entry{name: root + filepath.Base(model), src: model, mode: fileMode(st.Mode()), size: st.Size()})
-		return layerOf(ents, mt)
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("model: %s is not a regular file or directory", model)
+		}
+		return append(ents, entry{name: root + filepath.Base(model), src: model, mode: fileMode(st.Mode()), size: st.Size()}), nil
 	}
 	err = filepath.WalkDir(model, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -98,7 +110,7 @@ func modelLayer(model string, mt types.MediaType) (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return layerOf(ents, mt)
+	return ents, nil
 }
 
 // fileMode keeps the executable bit of a file (scripts) and drops the rest.

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 
@@ -20,6 +22,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fl.SetOutput(stderr)
 	var cfg gateway.Config
 	routes := fl.String("routes", "", "routing table `file` (YAML; reloaded when it changes)")
+	controlURL := fl.String("control", "", "control plane `URL` (such as http://HOST:8070): watch its routing table and ask it to scale up models at zero (instead of -routes)")
 	httpAddr := fl.String("http", ":8000", "REST listen `address`")
 	grpcAddr := fl.String("grpc", ":8001", "gRPC listen `address` (empty: no gRPC)")
 	keys := fl.String("keys", "", "API keys `file` (YAML list of {name, sha256, models, rate, burst}; empty: no authentication)")
@@ -47,9 +50,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shoal gateway -routes FILE [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: shoal gateway -routes FILE | -control URL [flags]\n\n"+
 			"Routes Open Inference Protocol v2 requests (REST and gRPC) to the replicas of\n"+
-			"the routing table in FILE, balancing, retrying, splitting and mirroring traffic.\n"+
+			"the routing table in FILE, or of the control plane at URL, balancing,\n"+
+			"retrying, splitting and mirroring traffic.\n"+
 			"See docs/gateway.md.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
@@ -62,8 +66,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fl.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fl.Args())}
 	}
-	if *routes == "" {
-		return usageError{errors.New("-routes is required")}
+	if (*routes == "") == (*controlURL == "") {
+		return usageError{errors.New("give one of -routes FILE and -control URL")}
 	}
 	if (*cert == "") != (*key == "") {
 		return usageError{errors.New("-tls-cert and -tls-key go together")}
@@ -73,9 +77,20 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	cfg.Logger = log
-	cfg.Source = &gateway.FileSource{Path: *routes, OnError: func(err error) {
-		log.Error("routing table not reloaded", "file", *routes, "err", err)
-	}}
+	source := *routes
+	if *routes != "" {
+		cfg.Source = &gateway.FileSource{Path: *routes, OnError: func(err error) {
+			log.Error("routing table not reloaded", "file", *routes, "err", err)
+		}}
+	} else {
+		cs := &gateway.ControlSource{URL: *controlURL, OnError: func(err error) {
+			log.Warn("routing table: control plane", "url", *controlURL, "err", err)
+		}}
+		if _, err := url.Parse(*controlURL); err != nil || !strings.HasPrefix(*controlURL, "http://") && !strings.HasPrefix(*controlURL, "https://") {
+			return usageError{fmt.Errorf("-control %q: want http(s)://HOST:PORT", *controlURL)}
+		}
+		cfg.Source, cfg.ScaleUp, source = cs, cs.ScaleUp, *controlURL
+	}
 	if *keys != "" {
 		b, err := os.ReadFile(*keys)
 		if err != nil {
@@ -117,6 +132,6 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	log.Info("gateway", "routes", *routes, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "keys", len(cfg.Keys), "jwt", cfg.JWT != nil)
+	log.Info("gateway", "routes", source, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "keys", len(cfg.Keys), "jwt", cfg.JWT != nil)
 	return g.Serve(ctx, hl, gl)
 }

@@ -448,7 +448,7 @@ func expandShape(c *shapeCtx) error {
 	for i, e := range target {
 		t.dims[i] = e.asDim()
 	}
-	dims, ok, err := broadcast(x, t)
+	dims, ok, err := bcastDims(x, t)
 	if err != nil {
 		return err
 	}

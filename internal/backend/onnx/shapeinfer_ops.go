@@ -45,17 +45,17 @@ func shapeFuncFor(domain, typ string, version int64) shapeFunc {
 		if version < 7 {
 			return sameShape // legacy broadcasting: B fits into A
 		}
-		return broadcastShape(tensor.Invalid)
+		return bcastShapeFunc(tensor.Invalid)
 	case "And", "Or", "Xor", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual":
 		if version < 7 {
 			return sameShapeAs(tensor.Bool)
 		}
-		return broadcastShape(tensor.Bool)
+		return bcastShapeFunc(tensor.Bool)
 	case "Max", "Min", "Sum", "Mean":
 		if version < 8 {
 			return nil
 		}
-		return broadcastShape(tensor.Invalid)
+		return bcastShapeFunc(tensor.Invalid)
 	case "Where":
 		return whereShape
 	case "MatMul":
@@ -191,9 +191,9 @@ func eyeLikeShape(c *shapeCtx) error {
 	return nil
 }
 
-// broadcast returns the numpy broadcast of ranked shapes, or ok false when
+// bcastDims returns the numpy broadcast of ranked shapes, or ok false when
 // a rank is unknown.
-func broadcast(shapes ...vshape) (dims []dim, ok bool, err error) {
+func bcastDims(shapes ...vshape) (dims []dim, ok bool, err error) {
 	r := 0
 	for _, s := range shapes {
 		if !s.ranked {
@@ -237,9 +237,9 @@ func broadcastDim(a, b dim) (dim, error) {
 	return unknownDim, nil
 }
 
-// broadcastShape: every input broadcast together; element type dt, or
+// bcastShapeFunc: every input broadcast together; element type dt, or
 // input 0's when dt is Invalid.
-func broadcastShape(dt tensor.DType) shapeFunc {
+func bcastShapeFunc(dt tensor.DType) shapeFunc {
 	return func(c *shapeCtx) error {
 		ins := make([]vshape, 0, len(c.in))
 		for i := range c.in {
@@ -254,7 +254,7 @@ func broadcastShape(dt tensor.DType) shapeFunc {
 		if dt == tensor.Invalid {
 			out.dt = ins[0].dt
 		}
-		dims, ok, err := broadcast(ins...)
+		dims, ok, err := bcastDims(ins...)
 		if err != nil {
 			return err
 		}
@@ -265,7 +265,7 @@ func broadcastShape(dt tensor.DType) shapeFunc {
 }
 
 func whereShape(c *shapeCtx) error {
-	dims, ok, err := broadcast(c.input(0), c.input(1), c.input(2))
+	dims, ok, err := bcastDims(c.input(0), c.input(1), c.input(2))
 	if err != nil {
 		return err
 	}
@@ -296,7 +296,7 @@ func matMulShape(dt tensor.DType) shapeFunc {
 		if err := c.inf.unify(ad[len(ad)-1], bd[len(bd)-2]); err != nil {
 			return fmt.Errorf("inner dimensions: %w", err)
 		}
-		batch, _, err := broadcast(vshape{ranked: true, dims: ad[:len(ad)-2]}, vshape{ranked: true, dims: bd[:len(bd)-2]})
+		batch, _, err := bcastDims(vshape{ranked: true, dims: ad[:len(ad)-2]}, vshape{ranked: true, dims: bd[:len(bd)-2]})
 		if err != nil {
 			return err
 		}

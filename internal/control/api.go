@@ -148,7 +148,20 @@ func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
 // labels and annotations (keeping shoal's own annotations, and recording
 // the previous spec when the revision changes). d must be defaulted and
 // valid.
+//
+// The control plane writes status at any time, which changes the stored
+// resourceVersion: Apply reads and writes again (a few times) when its
+// write conflicts with one.
 func Apply(s *store.Store, d v1alpha1.ModelDeployment) (v1alpha1.ModelDeployment, error) {
+	for try := 0; ; try++ {
+		out, err := applyOnce(s, d)
+		if !errors.Is(err, store.ErrConflict) || try == 4 {
+			return out, err
+		}
+	}
+}
+
+func applyOnce(s *store.Store, d v1alpha1.ModelDeployment) (v1alpha1.ModelDeployment, error) {
 	old, err := s.Get(d.Metadata.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		return s.Create(d)

@@ -16,14 +16,56 @@ import (
 // no canary rollout in progress.
 var ErrNoCanary = errors.New("control: no canary rollout in progress")
 
-// canaryState is a canary rollout of one deployment, kept in memory: a
-// control plane restarted during a canary finishes it as a rolling update.
+// canaryState is a canary rollout of one deployment. It is kept in the
+// store (memo.Canary) at every change, so a control plane killed and
+// restarted during a canary resumes the same step with the analysis it had.
 type canaryState struct {
 	revision, stable string
 	status           rollout.CanaryStatus
 	weight           int
-	base             map[string]RevisionCounters // by revision, at status.StepStarted
 	reason           string
+	// seen holds each revision's requests counted in the current step so
+	// far (the analysis so far); last holds the gateway's cumulative
+	// counters at the previous tick, nil after a restart (the gateway
+	// runs in the control plane's process, so its counters restarted from
+	// zero too).
+	seen, last map[string]RevisionCounters
+}
+
+// canaryRecord is a canaryState as the store keeps it.
+type canaryRecord struct {
+	Revision string                      `json:"revision"`
+	Stable   string                      `json:"stable"`
+	Status   rollout.CanaryStatus        `json:"status"`
+	Weight   int                         `json:"weight"`
+	Reason   string                      `json:"reason,omitempty"`
+	Seen     map[string]RevisionCounters `json:"seen,omitempty"`
+}
+
+func (cs *canaryState) record() *canaryRecord {
+	if cs == nil {
+		return nil
+	}
+	return &canaryRecord{Revision: cs.revision, Stable: cs.stable, Status: cs.status, Weight: cs.weight, Reason: cs.reason, Seen: cs.seen}
+}
+
+func (r *canaryRecord) state() *canaryState {
+	if r == nil {
+		return nil
+	}
+	return &canaryState{revision: r.Revision, stable: r.Stable, status: r.Status, weight: r.Weight, reason: r.Reason, seen: r.Seen}
+}
+
+// observe adds the requests counted by the gateway since the previous
+// tick to the step's analysis.
+func (cs *canaryState) observe(all map[string]RevisionCounters) {
+	if cs.seen == nil {
+		cs.seen = map[string]RevisionCounters{}
+	}
+	for _, rev := range []string{cs.revision, cs.stable} {
+		cs.seen[rev] = cs.seen[rev].plus(all[rev].minus(cs.last[rev]))
+	}
+	cs.last = all
 }
 
 func (cs *canaryState) active() bool {
@@ -88,7 +130,8 @@ func (c *Controller) canaryFor(ctx context.Context, d *v1alpha1.ModelDeployment,
 		c.event(d.Metadata.Name, "Warning", "CanaryInvalid", err.Error())
 		return nil
 	}
-	st.canary = &canaryState{revision: cur, stable: prev, status: dec.Status, weight: dec.Weight, base: c.scrape(ctx)[d.Metadata.Name], reason: dec.Reason}
+	st.canary = &canaryState{revision: cur, stable: prev, status: dec.Status, weight: dec.Weight, last: c.scrape(ctx)[d.Metadata.Name], reason: dec.Reason}
+	c.saveMemo(d.Metadata.Name, st)
 	c.event(d.Metadata.Name, "Normal", "CanaryStarted", fmt.Sprintf("canary %s against stable %s: %s", cur, prev, dec))
 	return st.canary
 }
@@ -119,11 +162,11 @@ func (c *Controller) canaryStep(ctx context.Context, name string, cmd rollout.Co
 	}
 	d.Default()
 	cs := st.canary
-	all := c.scrape(ctx)[name]
+	cs.observe(c.scrape(ctx)[name])
 	now := c.cfg.Now()
 	in := rollout.CanaryInput{
-		Canary:  all[cs.revision].since(cs.base[cs.revision]),
-		Stable:  all[cs.stable].since(cs.base[cs.stable]),
+		Canary:  cs.seen[cs.revision].metrics(),
+		Stable:  cs.seen[cs.stable].metrics(),
 		Command: cmd,
 	}
 	dec, err := rollout.Step(now, canarySpec(d.Spec.Rollout), cs.status, in)
@@ -131,10 +174,11 @@ func (c *Controller) canaryStep(ctx context.Context, name string, cmd rollout.Co
 		return err
 	}
 	if !dec.Status.StepStarted.Equal(cs.status.StepStarted) {
-		cs.base = all
+		cs.seen = nil // a new step counts from now
 	}
 	changed := dec.Status.Phase != cs.status.Phase || dec.Status.Step != cs.status.Step
 	cs.status, cs.weight, cs.reason = dec.Status, dec.Weight, dec.Reason
+	defer c.saveMemo(name, st)
 	if !changed {
 		return nil
 	}

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -31,25 +32,76 @@ type Bucket struct {
 	Count uint64
 }
 
+// bucketJSON is a Bucket as JSON has it: the bound as a string, since JSON
+// numbers cannot say +Inf.
+type bucketJSON struct {
+	Le    string `json:"le"`
+	Count uint64 `json:"count"`
+}
+
+// MarshalJSON writes {"le": "0.005", "count": 3}, "+Inf" for the last bound.
+func (b Bucket) MarshalJSON() ([]byte, error) {
+	return json.Marshal(bucketJSON{Le: strconv.FormatFloat(b.Le, 'g', -1, 64), Count: b.Count})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (b *Bucket) UnmarshalJSON(raw []byte) error {
+	var j bucketJSON
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return err
+	}
+	le, err := strconv.ParseFloat(j.Le, 64)
+	if err != nil {
+		return fmt.Errorf("histogram bucket bound %q: %w", j.Le, err)
+	}
+	b.Le, b.Count = le, j.Count
+	return nil
+}
+
 // since returns the metrics between base and c: requests, errors (status
 // 5xx) and the p99 latency, interpolated within its bucket.
 func (c RevisionCounters) since(base RevisionCounters) rollout.Metrics {
-	m := rollout.Metrics{Requests: c.Requests - base.Requests, Errors: c.Errors - base.Errors}
-	if m.Requests < 0 || m.Errors < 0 { // the gateway restarted
-		m = rollout.Metrics{Requests: c.Requests, Errors: c.Errors}
-		base = RevisionCounters{}
+	return c.minus(base).metrics()
+}
+
+// minus returns the counts added since prev; all of c when a counter went
+// down (the gateway restarted and counts from zero).
+func (c RevisionCounters) minus(prev RevisionCounters) RevisionCounters {
+	if c.Requests < prev.Requests || c.Errors < prev.Errors {
+		return c
 	}
-	counts := make([]Bucket, len(c.Buckets))
+	out := RevisionCounters{Requests: c.Requests - prev.Requests, Errors: c.Errors - prev.Errors, Buckets: make([]Bucket, len(c.Buckets))}
 	for i, b := range c.Buckets {
-		counts[i] = b
-		for _, o := range base.Buckets {
+		out.Buckets[i] = b
+		for _, o := range prev.Buckets {
 			if o.Le == b.Le && o.Count <= b.Count {
-				counts[i].Count = b.Count - o.Count
+				out.Buckets[i].Count = b.Count - o.Count
 			}
 		}
 	}
-	m.P99 = quantile(0.99, counts)
-	return m
+	return out
+}
+
+// plus returns the sum of two sets of counts, bucket by bucket (a bucket
+// only one of them has is taken as it is).
+func (c RevisionCounters) plus(o RevisionCounters) RevisionCounters {
+	out := RevisionCounters{Requests: c.Requests + o.Requests, Errors: c.Errors + o.Errors}
+	byLe := map[float64]uint64{}
+	for _, bs := range [][]Bucket{c.Buckets, o.Buckets} {
+		for _, b := range bs {
+			byLe[b.Le] += b.Count
+		}
+	}
+	for le, n := range byLe {
+		out.Buckets = append(out.Buckets, Bucket{Le: le, Count: n})
+	}
+	sort.Slice(out.Buckets, func(i, j int) bool { return out.Buckets[i].Le < out.Buckets[j].Le })
+	return out
+}
+
+// metrics returns the requests, errors and p99 latency of the counts.
+func (c RevisionCounters) metrics() rollout.Metrics {
+	return rollout.Metrics{Requests: c.Requests, Errors: c.Errors, P99: quantile(0.99, c.Buckets)}
 }
 
 // quantile estimates the q-quantile of a cumulative histogram as

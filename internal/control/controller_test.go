@@ -1,0 +1,288 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-ml/shoal/api/v1alpha1"
+	"github.com/shoal-ml/shoal/internal/control/store"
+	"github.com/shoal-ml/shoal/internal/replica"
+)
+
+// fakeBackend runs no process: a replica is ready once started, unless its
+// revision is listed in unready. The process backend is tested with real
+// processes in internal/replica/process and internal/cli; these tests are
+// about the controller's decisions, driven step by step.
+type fakeBackend struct {
+	mu       sync.Mutex
+	replicas []Replica
+	specs    map[string]replica.Spec // by replica ID
+	unready  map[string]bool
+	seq      int
+}
+
+func (b *fakeBackend) Start(s replica.Spec) (Replica, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	r := Replica{ID: fmt.Sprintf("%s-%06d", s.Revision, b.seq), Deployment: s.Deployment, Revision: s.Revision,
+		HTTP: fmt.Sprintf("127.0.0.1:%d", 10000+b.seq), Ready: !b.unready[s.Revision], Started: time.Now()}
+	b.replicas = append(b.replicas, r)
+	if b.specs == nil {
+		b.specs = map[string]replica.Spec{}
+	}
+	b.specs[r.ID] = s
+	return r, nil
+}
+
+func (b *fakeBackend) Stop(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.replicas = slices.DeleteFunc(b.replicas, func(r Replica) bool { return r.ID == id })
+	return nil
+}
+
+func (b *fakeBackend) List() []Replica {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.replicas)
+}
+
+func (b *fakeBackend) count(rev string) int {
+	n := 0
+	for _, r := range b.List() {
+		if r.Revision == rev {
+			n++
+		}
+	}
+	return n
+}
+
+// fakeClock is a clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeGateway holds the request counters a scrape of the gateway returns.
+type fakeGateway struct {
+	mu       sync.Mutex
+	counters map[string]map[string]RevisionCounters
+}
+
+func (g *fakeGateway) add(model, rev string, requests int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.counters == nil {
+		g.counters = map[string]map[string]RevisionCounters{}
+	}
+	if g.counters[model] == nil {
+		g.counters[model] = map[string]RevisionCounters{}
+	}
+	c := g.counters[model][rev]
+	c.Requests += requests
+	g.counters[model][rev] = c
+}
+
+func (g *fakeGateway) scrape(context.Context) (map[string]map[string]RevisionCounters, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[string]map[string]RevisionCounters{}
+	for m, revs := range g.counters {
+		out[m] = map[string]RevisionCounters{}
+		for r, c := range revs {
+			out[m][r] = c
+		}
+	}
+	return out, nil
+}
+
+// harness runs one controller over a store; run starts it, stop ends it
+// (as a killed control plane: replicas stay with the backend).
+type harness struct {
+	t       *testing.T
+	store   *store.Store
+	backend *fakeBackend
+	clock   *fakeClock
+	gateway *fakeGateway
+	cancel  context.CancelFunc
+	done    chan error
+	ctl     *Controller
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, store: st, backend: &fakeBackend{unready: map[string]bool{}},
+		clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, gateway: &fakeGateway{}}
+	t.Cleanup(func() {
+		h.stop()
+		st.Close()
+	})
+	return h
+}
+
+func (h *harness) run() {
+	h.t.Helper()
+	ctl, err := New(Config{Store: h.store, Backend: h.backend, Now: h.clock.Now,
+		Resync: 2 * time.Millisecond, AutoscaleInterval: 5 * time.Millisecond, GatewayMetrics: h.gateway.scrape})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctl, h.cancel, h.done = ctl, cancel, make(chan error, 1)
+	go func() { h.done <- ctl.Run(ctx) }()
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	if err := <-h.done; err != nil {
+		h.t.Errorf("Run = %v", err)
+	}
+	h.cancel = nil
+}
+
+func (h *harness) apply(yamlDoc string) v1alpha1.ModelDeployment {
+	h.t.Helper()
+	ds, err := v1alpha1.Decode([]byte(yamlDoc))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	d := ds[0]
+	d.Default()
+	if err := d.Validate(); err != nil {
+		h.t.Fatal(err)
+	}
+	out, err := Apply(h.store, d)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds; the bound only keeps a broken test
+// from hanging, it measures nothing.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (h *harness) memo(name string) memo {
+	var m memo
+	if _, err := h.store.State(name, &m); err != nil {
+		h.t.Fatal(err)
+	}
+	return m
+}
+
+func (h *harness) events(name string) string {
+	ev, err := h.store.Events(name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ev {
+		fmt.Fprintf(&b, "%s: %s\n", e.Reason, e.Message)
+	}
+	return b.String()
+}
+
+const canaryDoc = `apiVersion: shoal.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: iris}
+spec:
+  model: {uri: /m/%s}
+  rollout:
+    strategy: canary
+    steps: [{weight: 10, pause: 1h}, {weight: 50, pause: 1h}]
+    analysis: {minRequests: 10}
+`
+
+// TestCanaryResumesAfterRestart kills the control plane in the middle of
+// a canary's second step and starts another on the same store: it resumes
+// the same step, with the same start and the requests already analysed.
+func TestCanaryResumesAfterRestart(t *testing.T) {
+	h := newHarness(t)
+	v1 := h.apply(fmt.Sprintf(canaryDoc, "v1"))
+	stable := RevisionName(&v1)
+	h.run()
+	h.waitFor("a stable replica", func() bool { return h.backend.count(stable) == 1 })
+
+	v2 := h.apply(fmt.Sprintf(canaryDoc, "v2"))
+	canary := RevisionName(&v2)
+	h.waitFor("the canary at step 1", func() bool {
+		m := h.memo("iris")
+		return m.Canary != nil && m.Canary.Revision == canary && h.backend.count(canary) == 1
+	})
+	// Step 1 passes: enough healthy requests and its hour is over.
+	h.gateway.add("iris", canary, 20)
+	h.gateway.add("iris", stable, 200)
+	h.clock.Add(time.Hour)
+	h.waitFor("step 2", func() bool { m := h.memo("iris"); return m.Canary.Status.Step == 1 })
+	started := h.memo("iris").Canary.Status.StepStarted
+	// Five requests into step 2, the control plane dies.
+	h.gateway.add("iris", canary, 5)
+	h.waitFor("5 requests analysed in step 2", func() bool {
+		return h.memo("iris").Canary.Seen[canary].Requests == 5
+	})
+	h.stop()
+
+	// A new control plane and a new gateway (counting from zero).
+	h.gateway = &fakeGateway{}
+	h.clock.Add(time.Minute)
+	h.run()
+	h.waitFor("CanaryResumed", func() bool { return strings.Contains(h.events("iris"), "CanaryResumed") })
+	h.gateway.add("iris", canary, 10)
+	h.gateway.add("iris", stable, 100)
+	h.waitFor("15 canary requests analysed", func() bool {
+		return h.memo("iris").Canary.Seen[canary].Requests == 15
+	})
+	m := h.memo("iris")
+	if m.Canary.Status.Step != 1 || !m.Canary.Status.StepStarted.Equal(started) || m.Canary.Weight != 50 {
+		t.Errorf("after restart: step %d started %v weight %d, want step 1 (the second) started %v at 50%%",
+			m.Canary.Status.Step, m.Canary.Status.StepStarted, m.Canary.Weight, started)
+	}
+	if !strings.Contains(m.Canary.Reason, "over 15 requests") {
+		t.Errorf("after restart the step is judged on %q, want the 5 requests before and the 10 after (15)", m.Canary.Reason)
+	}
+	if n := h.backend.count(canary); n != 1 {
+		t.Errorf("canary replicas after restart = %d, want 1 (50%% of 1 desired)", n)
+	}
+	// The step ends as if the control plane had never stopped: promoted.
+	h.clock.Add(time.Hour)
+	h.waitFor("promotion", func() bool { return h.memo("iris").Canary.Status.Phase == "Promoted" })
+	h.waitFor("the stable replica gone", func() bool { return h.backend.count(stable) == 0 })
+	if ev := h.events("iris"); strings.Count(ev, "CanaryStarted") != 1 {
+		t.Errorf("events:\n%s\nwant one CanaryStarted (the restart resumes, it does not start again)", ev)
+	}
+}

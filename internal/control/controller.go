@@ -117,6 +117,7 @@ type deployState struct {
 	rolling    bool // a rolling update was in progress at the last pass
 	lastPlan   string
 	canary     *canaryState
+	saved      string // the memo last written to the store, as JSON
 }
 
 // New validates cfg and returns a Controller.
@@ -231,6 +232,7 @@ func (c *Controller) state(d *v1alpha1.ModelDeployment, replicas []Replica) *dep
 		lo, hi := int(*d.Spec.Scaling.MinReplicas), int(d.Spec.Scaling.MaxReplicas)
 		st = &deployState{desired: min(max(n, lo, 1), hi), progressed: c.cfg.Now()}
 		c.states[d.Metadata.Name] = st
+		c.loadMemo(d.Metadata.Name, st)
 	}
 	// A changed spec (shoal scale) applies at once, not at the next tick.
 	if lo, hi := int(*d.Spec.Scaling.MinReplicas), int(d.Spec.Scaling.MaxReplicas); st.desired < lo || st.desired > hi {

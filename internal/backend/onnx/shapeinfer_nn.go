@@ -161,11 +161,15 @@ func reduceShape(typ string, version int64) shapeFunc {
 		x := c.input(0)
 		out := vshape{dt: x.dt}
 		axes, _, ok := c.axesOf(inputFrom, 1)
+		keep := c.n.Attrs.Int("keepdims", 1) != 0
+		if !ok && keep && x.ranked {
+			// Axes known only at run time: the rank is kept.
+			out.ranked, out.dims = true, unknownDims(len(x.dims))
+		}
 		if !ok || !x.ranked {
 			c.set(0, out)
 			return nil
 		}
-		keep := c.n.Attrs.Int("keepdims", 1) != 0
 		if len(axes) == 0 && version >= inputFrom && c.n.Attrs.Int("noop_with_empty_axes", 0) != 0 {
 			c.set(0, vshape{dt: x.dt, ranked: true, dims: x.dims})
 			return nil
@@ -663,4 +667,80 @@ func depthSpaceShape(toSpace bool) shapeFunc {
 		c.set(0, out)
 		return nil
 	}
+}
+
+// layerNormShape: Y like X; Mean and InvStdDev like X with the normalized
+// axes (axis and after) set to 1.
+func layerNormShape(c *shapeCtx) error {
+	x := c.input(0)
+	c.set(0, vshape{dt: x.dt, ranked: x.ranked, dims: x.dims})
+	if !x.ranked {
+		return nil
+	}
+	r := len(x.dims)
+	axis, ok := normAxisOK(c.n.Attrs.Int("axis", -1), r)
+	if !ok {
+		return nil
+	}
+	stat := append([]dim{}, x.dims...)
+	for i := axis; i < r; i++ {
+		stat[i] = 1
+	}
+	c.set(1, vshape{ranked: true, dims: stat})
+	c.set(2, vshape{ranked: true, dims: stat})
+	return nil
+}
+
+// lossShape: SoftmaxCrossEntropyLoss and NegativeLogLikelihoodLoss give a
+// scalar, or the target's shape with reduction "none"; the log
+// probabilities (output 1) have the scores' shape.
+func lossShape(c *shapeCtx) error {
+	scores, target := c.input(0), c.input(1)
+	red := c.n.Attrs.String("reduction", "mean")
+	switch red {
+	case "none":
+		c.set(0, vshape{dt: scores.dt, ranked: target.ranked, dims: target.dims})
+	case "mean", "sum":
+		c.set(0, ranked(scores.dt))
+	default:
+		return nil
+	}
+	c.set(1, vshape{dt: scores.dt, ranked: scores.ranked, dims: scores.dims})
+	return nil
+}
+
+// gridSampleShape: [N, C, D1...] sampled at a grid [N, O1..., r] gives
+// [N, C, O1...].
+func gridSampleShape(c *shapeCtx) error {
+	x, grid := c.input(0), c.input(1)
+	out := vshape{dt: x.dt}
+	if x.ranked && grid.ranked && len(x.dims) >= 3 && len(grid.dims) == len(x.dims) {
+		out.ranked = true
+		out.dims = append([]dim{x.dims[0], x.dims[1]}, grid.dims[1:len(grid.dims)-1]...)
+	}
+	c.set(0, out)
+	return nil
+}
+
+// resizeShape: the rank is kept; sizes given as a constant (with every
+// axis and the stretch policy) are the output's dimensions.
+func resizeShape(c *shapeCtx) error {
+	x := c.input(0)
+	out := vshape{dt: x.dt}
+	if !x.ranked {
+		c.set(0, out)
+		return nil
+	}
+	out.ranked, out.dims = true, unknownDims(len(x.dims))
+	if c.present(3) && !c.n.Attrs.Has("axes") && c.n.Attrs.String("keep_aspect_ratio_policy", "stretch") == "stretch" {
+		if sizes, ok := c.constInt64s(3); ok && len(sizes) == len(x.dims) {
+			for i, s := range sizes {
+				if s >= 0 && s <= maxDim {
+					out.dims[i] = dim(s)
+				}
+			}
+		}
+	}
+	c.set(0, out)
+	return nil
 }

@@ -26,8 +26,19 @@ func shapeFuncFor(domain, typ string, version int64) shapeFunc {
 		"LpNormalization", "Trilu", "ReverseSequence", "Scatter", "ScatterElements",
 		"ScatterND", "PRelu":
 		return sameShape
-	case "BatchNormalization", "LayerNormalization", "GroupNormalization", "RMSNormalization":
+	case "BatchNormalization", "GroupNormalization", "RMSNormalization":
 		return firstOutputSameShape
+	case "LayerNormalization":
+		return layerNormShape
+	case "SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss":
+		return lossShape
+	case "GridSample":
+		return gridSampleShape
+	case "Resize":
+		if version < 11 {
+			return nil
+		}
+		return resizeShape
 	case "Dropout":
 		return dropoutShape
 	case "IsNaN", "IsInf":

@@ -68,6 +68,10 @@ func (d *ModelDeployment) Default() {
 	if r.Analysis.MaxLatencyRatio == 0 {
 		r.Analysis.MaxLatencyRatio = 1.5
 	}
+	if r.Analysis.LatencySlack == nil {
+		r.Analysis.LatencySlack = &Duration{10 * time.Millisecond}
+	}
+	defaultDuration(&r.ProgressDeadline, 120*time.Second)
 	if r.Analysis.MinRequests == 0 {
 		r.Analysis.MinRequests = 50
 	}

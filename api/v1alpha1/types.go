@@ -118,6 +118,12 @@ type Rollout struct {
 	// or percentages ("25%"); defaults "25%" and "0".
 	MaxSurge       string `json:"maxSurge,omitempty"`
 	MaxUnavailable string `json:"maxUnavailable,omitempty"`
+	// ProgressDeadline is how long a rolling update may go without a new
+	// replica becoming ready before it is reported stalled (an event and
+	// the condition RolloutProgressing False, reason
+	// ProgressDeadlineExceeded); default 120s. The update keeps waiting:
+	// the old replicas go on serving.
+	ProgressDeadline Duration `json:"progressDeadline,omitempty"`
 	// Steps of a canary: traffic weight and how long to hold it.
 	Steps []CanaryStep `json:"steps,omitempty"`
 	// Analysis judges each canary step.
@@ -138,6 +144,12 @@ type Analysis struct {
 	// MaxLatencyRatio is the highest acceptable canary p99 / stable p99
 	// (default 1.5).
 	MaxLatencyRatio float64 `json:"maxLatencyRatio,omitempty"`
+	// LatencySlack is how much slower than the stable p99 the canary's p99
+	// may always be, whatever MaxLatencyRatio says: at millisecond
+	// latencies a histogram bucket or a fresh process's cold caches move
+	// p99 by a few milliseconds, which is noise, not a regression. Nil
+	// defaults to 10ms; "0s" means none.
+	LatencySlack *Duration `json:"latencySlack,omitempty"`
 	// MinRequests must be seen in a step before it is judged (default 50).
 	MinRequests int64 `json:"minRequests,omitempty"`
 }

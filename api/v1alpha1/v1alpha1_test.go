@@ -59,6 +59,9 @@ func TestDecodeDefaultValidate(t *testing.T) {
 	if *o.Spec.Scaling.MinReplicas != 1 || o.Spec.Scaling.MaxReplicas != 4 || o.Spec.Rollout.Strategy != "rolling" || o.Spec.Backend != "process" {
 		t.Errorf("defaults = %+v", o.Spec)
 	}
+	if r := o.Spec.Rollout; r.Analysis.LatencySlack == nil || r.Analysis.LatencySlack.Duration != 10*time.Millisecond || r.ProgressDeadline.Duration != 2*time.Minute {
+		t.Errorf("defaulted rollout = %+v, want latencySlack 10ms and progressDeadline 2m", r)
+	}
 	// Default is idempotent.
 	before, _ := json.Marshal(o)
 	o.Default()
@@ -111,6 +114,8 @@ func TestValidate(t *testing.T) {
 			d.Spec.Rollout.Steps = []CanaryStep{{Weight: 50}, {Weight: 20}}
 		}, "spec.rollout.steps[1].weight"},
 		{"error rate", func(d *ModelDeployment) { d.Spec.Rollout.Analysis.MaxErrorRate = 2 }, "spec.rollout.analysis.maxErrorRate"},
+		{"latency slack", func(d *ModelDeployment) { d.Spec.Rollout.Analysis.LatencySlack = &Duration{-time.Millisecond} }, "spec.rollout.analysis.latencySlack"},
+		{"progress deadline", func(d *ModelDeployment) { d.Spec.Rollout.ProgressDeadline.Duration = -time.Second }, "spec.rollout.progressDeadline"},
 		{"split sum", func(d *ModelDeployment) {
 			d.Spec.Traffic.Split = []TrafficTarget{{Revision: "a", Weight: 50}, {Revision: "b", Weight: 40}}
 		}, "spec.traffic.split:"},

@@ -115,6 +115,12 @@ func (d *ModelDeployment) Validate() error {
 	if a.MaxLatencyRatio < 1 {
 		bad("spec.rollout.analysis.maxLatencyRatio", "must be at least 1, got %v", a.MaxLatencyRatio)
 	}
+	if a.LatencySlack != nil && a.LatencySlack.Duration < 0 {
+		bad("spec.rollout.analysis.latencySlack", "must not be negative, got %v", a.LatencySlack.Duration)
+	}
+	if r.ProgressDeadline.Duration <= 0 {
+		bad("spec.rollout.progressDeadline", "must be positive, got %v", r.ProgressDeadline.Duration)
+	}
 	if a.MinRequests < 1 {
 		bad("spec.rollout.analysis.minRequests", "must be at least 1, got %d", a.MinRequests)
 	}

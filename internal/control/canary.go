@@ -76,6 +76,12 @@ func canarySpec(r v1alpha1.Rollout) rollout.Canary {
 	c := rollout.Canary{Analysis: rollout.Analysis{
 		MaxErrorRate: r.Analysis.MaxErrorRate, MaxLatencyRatio: r.Analysis.MaxLatencyRatio, MinRequests: int(r.Analysis.MinRequests),
 	}}
+	if s := r.Analysis.LatencySlack; s != nil {
+		c.Analysis.LatencySlack = s.Duration
+		if s.Duration == 0 {
+			c.Analysis.LatencySlack = -1 // rollout's "none"
+		}
+	}
 	for _, s := range r.Steps {
 		c.Steps = append(c.Steps, rollout.CanaryStep{Weight: int(s.Weight), Pause: s.Pause.Duration})
 	}

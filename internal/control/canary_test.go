@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/internal/rollout"
 )
 
@@ -80,5 +81,29 @@ func TestCountersSince(t *testing.T) {
 	q := quantile(0.5, []Bucket{{0.001, 0}, {0.002, 100}, {inf, 100}})
 	if q != 1500*time.Microsecond {
 		t.Errorf("quantile(0.5) = %v, want 1.5ms (linear within the bucket)", q)
+	}
+}
+
+func TestCanarySpecLatencySlack(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		yaml string
+		want time.Duration
+	}{
+		{"default", "", 10 * time.Millisecond},
+		{"set", "latencySlack: 25ms", 25 * time.Millisecond},
+		{"none", "latencySlack: 0s", -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ds, err := v1alpha1.Decode([]byte("apiVersion: shoal.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: a}\n" +
+				"spec:\n  model: {uri: /m}\n  rollout:\n    strategy: canary\n    analysis: {" + tt.yaml + "}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds[0].Default()
+			if got := canarySpec(ds[0].Spec.Rollout).Analysis.LatencySlack; got != tt.want {
+				t.Errorf("canarySpec().Analysis.LatencySlack = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -57,7 +57,7 @@ type Decision struct {
 	Ready, Current, Pending int
 	Target                  float64
 	StableLoad, PanicLoad   float64 // averages over the two windows
-	Slope                   float64 // load trend per second over the stable window
+	Slope                   float64 // load trend per second over the panic window
 	LeadTime                time.Duration
 	PredictedLoad           float64 // load expected LeadTime ahead; StableLoad when not rising
 	Idle                    time.Duration
@@ -67,6 +67,12 @@ type Decision struct {
 // String returns the decision and its reason on one line.
 func (d Decision) String() string {
 	return fmt.Sprintf("desired %d (%s): %s", d.Desired, d.Mode, d.Reason)
+}
+
+// Inputs returns the inputs of the decision on one line, for its event.
+func (d Decision) Inputs() string {
+	return fmt.Sprintf("ready %d, current %d, pending %d, target %g, stable load %s, panic load %s, slope %+.2f/s, lead time %v, predicted load %s, idle %v, rollout %v",
+		d.Ready, d.Current, d.Pending, d.Target, fmtLoad(d.StableLoad), fmtLoad(d.PanicLoad), d.Slope, d.LeadTime, fmtLoad(d.PredictedLoad), d.Idle.Round(time.Second), d.RolloutInProgress)
 }
 
 // LogValue returns the decision as a group of attributes.
@@ -144,7 +150,7 @@ func Decide(now time.Time, spec Spec, st *State, in Inputs) Decision {
 		d.Desired = in.Current
 		note("no samples in the last %v: keep %d", spec.StableWindow, in.Current)
 	} else {
-		slope, atNow, r2 := st.trend(now, spec.StableWindow)
+		slope, atNow, r2 := st.trend(now, spec.PanicWindow)
 		d.Slope = slope
 		if in.TimeToReady > 0 && slope > 0 && r2 >= minTrendR2 {
 			if p := atNow + slope*in.TimeToReady.Seconds(); p > stable {

@@ -39,10 +39,13 @@
 // Beyond Knative:
 //
 //   - Scale ahead: when Inputs.TimeToReady is set and the load is rising
-//     (a least-squares line over the stable window's buckets has a
+//     (a least-squares line over the panic window's buckets has a
 //     positive slope and explains at least half of the variance), the
 //     revision is sized for the load the line predicts TimeToReady from
 //     now, so the replicas started now are ready when that load arrives.
+//     The panic window sees a ramp within seconds; the stable window's
+//     line would lag it by half a minute. Noise on a flat load explains
+//     little of the variance and is ignored.
 //   - Scale to zero: with ScaleToZero and MinReplicas 0 the revision goes
 //     to zero once no load was seen for ScaleToZeroGrace (not limited by
 //     the scale-down rate: there is nothing left to serve). Until then it

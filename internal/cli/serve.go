@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/backend/onnx"
 	"github.com/shoal-ml/shoal/internal/backend/python"
 	"github.com/shoal-ml/shoal/internal/backend/xgboost"
+	"github.com/shoal-ml/shoal/internal/registry"
 	"github.com/shoal-ml/shoal/internal/serve"
 )
 
@@ -48,10 +49,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fl.DurationVar(&cfg.GracePeriod, "grace-period", 0, "on SIGTERM, time allowed for in-flight requests (0: 30s)")
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
+	cacheDir := fl.String("model-cache", modelCacheDir(), "`directory` of the models pulled for oci:// references, by digest ($SHOAL_MODEL_CACHE)")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shoal serve [flags] [MODEL_REPOSITORY | MODEL_FILE]\n\n"+
+		fmt.Fprintf(stderr, "Usage: shoal serve [flags] [MODEL_REPOSITORY | MODEL_FILE | oci://HOST/REPO[:TAG|@DIGEST]]\n\n"+
 			"Serves a model repository (<model>/<version>/ with model.yaml) or one model file\n"+
-			"(.json XGBoost, .txt LightGBM). With no argument it serves the built-in example.\n\nFlags:\n")
+			"(.json XGBoost, .txt LightGBM). With no argument it serves the built-in example.\n"+
+			"An oci:// model artifact is pulled into -model-cache and verified first, or\n"+
+			"taken from there when its digest is cached (docs/registry.md).\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
@@ -69,7 +73,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Logger, cfg.Loaders, cfg.Version = log, Loaders(log), version()
 	cfg.Repository = fl.Arg(0)
-	if cfg.Repository == "" {
+	if registry.IsReference(cfg.Repository) {
+		dir, digest, err := (&registry.Cache{Dir: *cacheDir}).Fetch(ctx, cfg.Repository)
+		if err != nil {
+			return err
+		}
+		log.Info("model artifact verified", "ref", cfg.Repository, "digest", digest.String(), "dir", dir)
+		cfg.Repository = dir
+	} else if cfg.Repository == "" {
 		dir, err := extractExamples()
 		if err != nil {
 			return err

@@ -47,6 +47,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fl.DurationVar(&cfg.DefaultTimeout, "default-timeout", 0, "timeout of requests that set none (0: none)")
 	fl.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, keep serving unready this long before closing listeners")
 	fl.DurationVar(&cfg.GracePeriod, "grace-period", 0, "on SIGTERM, time allowed for in-flight requests (0: 30s)")
+	tlsCert := fl.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and gRPC over TLS")
+	tlsKey := fl.String("tls-key", "", "TLS private key `file` (PEM)")
+	clientCA := fl.String("tls-client-ca", "", "CA certificates `file` (PEM): require client certificates signed by them (mutual TLS)")
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
 	cacheDir := fl.String("model-cache", modelCacheDir(), "`directory` of the models pulled for oci:// references, by digest ($SHOAL_MODEL_CACHE)")
@@ -73,6 +76,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Logger, cfg.Loaders, cfg.Version = log, Loaders(log), version()
 	cfg.Repository = fl.Arg(0)
+	if cfg.TLS, err = serverTLS(*tlsCert, *tlsKey, *clientCA); err != nil {
+		return err
+	}
 	if registry.IsReference(cfg.Repository) {
 		dir, digest, err := (&registry.Cache{Dir: *cacheDir}).Fetch(ctx, cfg.Repository)
 		if err != nil {
@@ -95,7 +101,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "repository", cfg.Repository, "http", cfg.HTTPAddr, "grpc", cfg.GRPCAddr)
+	log.Info("serving", "repository", cfg.Repository, "http", cfg.HTTPAddr, "grpc", cfg.GRPCAddr, "tls", cfg.TLS != nil)
 	return s.Run(ctx)
 }
 

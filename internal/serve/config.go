@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"maps"
@@ -44,6 +45,9 @@ type Config struct {
 	// GracePeriod bounds how long Run waits for in-flight requests after
 	// shutdown begins. Zero means 30s.
 	GracePeriod time.Duration
+	// TLS, when set, serves REST as HTTPS and gRPC over TLS with it (set
+	// ClientCAs and ClientAuth for mutual TLS). Nil means plain text.
+	TLS *tls.Config
 }
 
 func (c *Config) validate() error {

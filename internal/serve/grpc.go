@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -20,12 +21,16 @@ import (
 
 // GRPCServer returns a gRPC server with inference.GRPCInferenceService and
 // grpc.health.v1 registered; its health status follows Ready. Its maximum
-// message size is Config.MaxBodyBytes.
+// message size is Config.MaxBodyBytes; it speaks TLS when Config.TLS is set.
 func (s *Server) GRPCServer() *grpc.Server {
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(s.cfg.MaxBodyBytes, math.MaxInt32))),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-	)
+	}
+	if s.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
+	}
+	gs := grpc.NewServer(opts...)
 	inferencepb.RegisterGRPCInferenceServiceServer(gs, &grpcService{s: s})
 	hs := health.NewServer()
 	s.healthMu.Lock()

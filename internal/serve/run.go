@@ -42,6 +42,7 @@ func (s *Server) Serve(ctx context.Context, hl, gl net.Listener) error {
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          nil,
+		TLSConfig:         s.cfg.TLS,
 	}
 	var gs *grpc.Server
 	if gl != nil {
@@ -49,7 +50,11 @@ func (s *Server) Serve(ctx context.Context, hl, gl net.Listener) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+		serveHTTP := hs.Serve
+		if s.cfg.TLS != nil {
+			serveHTTP = func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
+		}
+		if err := serveHTTP(hl); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fl.StringVar(&jwtCfg.ModelsClaim, "jwt-models-claim", "models", "JWT claim listing the models a token may call")
 	cert := fl.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and gRPC over TLS")
 	key := fl.String("tls-key", "", "TLS private key `file` (PEM)")
+	replicaCA := fl.String("replica-ca", "", "CA certificates `file` (PEM): dial replicas over TLS (REST and gRPC), trusting these CAs")
+	replicaCert := fl.String("replica-cert", "", "client certificate `file` (PEM) shown to replicas (mutual TLS; needs -replica-ca and -replica-key)")
+	replicaKey := fl.String("replica-key", "", "client private key `file` (PEM) for -replica-cert")
+	replicaName := fl.String("replica-server-name", "", "`name` the replicas' certificates must carry (default: the host of each replica address)")
 	fl.DurationVar(&cfg.Timeout, "timeout", 0, "end-to-end timeout of a request whose model sets none (0: 30s)")
 	fl.IntVar(&cfg.MaxConcurrency, "max-concurrency", 0, "requests in flight per replica when the model sets none (0: 64)")
 	fl.IntVar(&cfg.QueueDepth, "queue", 0, "requests queued per revision when every replica is at its limit (0: 256, <0: none)")
@@ -69,8 +74,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if (*routes == "") == (*controlURL == "") {
 		return usageError{errors.New("give one of -routes FILE and -control URL")}
 	}
-	if (*cert == "") != (*key == "") {
-		return usageError{errors.New("-tls-cert and -tls-key go together")}
+	if *replicaCA == "" && (*replicaCert != "" || *replicaKey != "" || *replicaName != "") {
+		return usageError{errors.New("-replica-cert, -replica-key and -replica-server-name need -replica-ca")}
 	}
 	log, err := newLogger(stderr, *level, *format)
 	if err != nil {
@@ -110,12 +115,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		cfg.JWT = &jwtCfg
 	}
-	if *cert != "" {
-		c, err := tls.LoadX509KeyPair(*cert, *key)
-		if err != nil {
+	if cfg.TLS, err = serverTLS(*cert, *key, ""); err != nil {
+		return err
+	}
+	if *replicaCA != "" {
+		if cfg.ReplicaTLS, err = clientTLS(*replicaCA, *replicaCert, *replicaKey); err != nil {
 			return err
 		}
-		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+		cfg.ReplicaTLS.ServerName = *replicaName
 	}
 	g, err := gateway.New(cfg)
 	if err != nil {
@@ -132,6 +139,67 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	log.Info("gateway", "routes", source, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "keys", len(cfg.Keys), "jwt", cfg.JWT != nil)
+	log.Info("gateway", "routes", source, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "replica_tls", cfg.ReplicaTLS != nil, "keys", len(cfg.Keys), "jwt", cfg.JWT != nil)
 	return g.Serve(ctx, hl, gl)
+}
+
+// serverTLS returns the TLS configuration of a server with the
+// certificate and key files (nil when both are empty), requiring client
+// certificates signed by the CAs of clientCA when it is not empty.
+func serverTLS(cert, key, clientCA string) (*tls.Config, error) {
+	if (cert == "") != (key == "") {
+		return nil, usageError{errors.New("-tls-cert and -tls-key go together")}
+	}
+	if cert == "" {
+		if clientCA != "" {
+			return nil, usageError{errors.New("-tls-client-ca needs -tls-cert and -tls-key")}
+		}
+		return nil, nil
+	}
+	c, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	if clientCA != "" {
+		if cfg.ClientCAs, err = certPool(clientCA); err != nil {
+			return nil, err
+		}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// clientTLS returns the TLS configuration of a client that trusts the CAs
+// of the file ca and, when cert and key are given, shows that certificate.
+func clientTLS(ca, cert, key string) (*tls.Config, error) {
+	pool, err := certPool(ca)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if (cert == "") != (key == "") {
+		return nil, usageError{errors.New("a client certificate and its key go together")}
+	}
+	if cert != "" {
+		c, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg, nil
+}
+
+// certPool reads the PEM certificates of file.
+func certPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate", file)
+	}
+	return pool, nil
 }

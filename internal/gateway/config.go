@@ -89,9 +89,16 @@ type Config struct {
 	// TLS, when set, serves HTTPS and gRPC over TLS with it. Nil means
 	// plain text.
 	TLS *tls.Config
-	// Transport sends REST requests (and probes) to replicas. Nil means
-	// upstream.New(), a lean HTTP/1.1 client that costs less CPU per
-	// request than http.Transport (see BenchmarkProxy).
+	// ReplicaTLS, when set, dials replicas over TLS with it, REST (https)
+	// and gRPC alike: RootCAs verifies the replicas' certificates (whose
+	// names must match the host of each replica address unless ServerName
+	// is set), and Certificates holds the gateway's client certificate
+	// for mutual TLS. Nil means plain text to replicas.
+	ReplicaTLS *tls.Config
+	// Transport sends REST requests (and probes) to replicas; with
+	// ReplicaTLS it gets https URLs. Nil means upstream.New(), a lean
+	// HTTP/1.1 client that costs less CPU per request than http.Transport
+	// (see BenchmarkProxy), dialing with ReplicaTLS.
 	Transport http.RoundTripper
 	// GracePeriod bounds how long Serve waits for in-flight requests
 	// after ctx is done. Zero means 30s.
@@ -150,7 +157,9 @@ func (c *Config) validate() error {
 		c.MaxBodyBytes = 64 << 20
 	}
 	if c.Transport == nil {
-		c.Transport = upstream.New()
+		t := upstream.New()
+		t.TLS = c.ReplicaTLS
+		c.Transport = t
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/balance"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -42,6 +43,8 @@ type Gateway struct {
 	metrics *metrics
 	keys    *keyring     // nil: no API keys
 	jwt     *jwtVerifier // nil: no JWT
+
+	scheme string // of replica URLs: "http", or "https" with ReplicaTLS
 
 	routes atomic.Pointer[routes]
 	loaded chan struct{} // closed on the first table
@@ -74,6 +77,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		cfg:    cfg,
 		log:    log,
+		scheme: "http",
 		loaded: make(chan struct{}),
 		ctls:   map[string]*modelCtl{},
 		conns:  map[string]*grpc.ClientConn{},
@@ -82,6 +86,9 @@ func New(cfg Config) (*Gateway, error) {
 
 		mirrorSlots: make(chan struct{}, cfg.MaxConcurrency),
 		quit:        make(chan struct{}),
+	}
+	if cfg.ReplicaTLS != nil {
+		g.scheme = "https"
 	}
 	g.bufs.New = newBuffer
 	g.metrics = newMetrics(g)
@@ -375,7 +382,7 @@ func (g *Gateway) check(ctx context.Context, now time.Time) {
 func (g *Gateway) probe(ctx context.Context, model, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ProbeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/v2/models/"+model+"/ready", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", g.scheme+"://"+addr+"/v2/models/"+model+"/ready", nil)
 	if err != nil {
 		return false
 	}
@@ -397,6 +404,9 @@ func (g *Gateway) grpcConn(addr string) (*grpc.ClientConn, error) {
 		return c, nil
 	}
 	creds := insecure.NewCredentials()
+	if g.cfg.ReplicaTLS != nil {
+		creds = credentials.NewTLS(g.cfg.ReplicaTLS)
+	}
 	c, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(int(min(g.cfg.MaxBodyBytes*4, 1<<31-1)))))
 	if err != nil {

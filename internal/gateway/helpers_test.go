@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +41,12 @@ type testReplica struct {
 // waits until it is ready. It stops when the test ends or on Stop.
 func startReplica(t testing.TB, version string) *testReplica {
 	t.Helper()
+	return startReplicaTLS(t, version, nil)
+}
+
+// startReplicaTLS is startReplica serving TLS with cfg (nil: plain text).
+func startReplicaTLS(t testing.TB, version string, cfg *tls.Config) *testReplica {
+	t.Helper()
 	dir := t.TempDir()
 	src, err := fs.Sub(examples.Models, "models/iris/1")
 	if err != nil {
@@ -52,6 +59,7 @@ func startReplica(t testing.TB, version string) *testReplica {
 		Repository: dir,
 		Loaders:    map[string]backend.Loader{"xgboost": xgboost.Load},
 		Logger:     slog.New(slog.DiscardHandler),
+		TLS:        cfg,
 	})
 	if err != nil {
 		t.Fatal(err)

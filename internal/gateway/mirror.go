@@ -40,7 +40,7 @@ func (g *Gateway) mirrorHTTP(r *http.Request, m *model, body, primaryResp []byte
 	want := bytes.Clone(primaryResp) // primaryResp is pooled; body is not
 	h := r.Header.Clone()
 	h.Del(HeaderRevision)
-	u := url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	u := url.URL{Scheme: g.scheme, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	method := r.Method
 	g.background.Go(func() {
 		defer func() { <-g.mirrorSlots }()

@@ -132,7 +132,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 
 	getBody := func() (io.ReadCloser, error) { return bodyOf(body), nil }
 	mk := func(ctx context.Context, t *target) *http.Request {
-		u := &url.URL{Scheme: "http", Host: t.r.http, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+		u := &url.URL{Scheme: g.scheme, Host: t.r.http, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 		return (&http.Request{
 			Method:        r.Method,
 			URL:           u,

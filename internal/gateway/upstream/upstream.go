@@ -1,15 +1,16 @@
 // Package upstream is the gateway's HTTP/1.1 client to replicas: a lean
-// http.RoundTripper for plain-text hops to a few known hosts. Unlike
-// net/http's Transport it runs no reader and writer goroutine per
-// connection (the caller's goroutine writes the request and reads the
+// http.RoundTripper for hops to a few known hosts, in plain text or over
+// TLS. Unlike net/http's Transport it runs no reader and writer goroutine
+// per connection (the caller's goroutine writes the request and reads the
 // answer) and writes each request with one system call, which makes the
-// gateway's hop cheaper. It does not do TLS, HTTP/2, proxies,
-// compression, 100-continue or request bodies of unknown length.
+// gateway's hop cheaper. It does not do HTTP/2, proxies, compression,
+// 100-continue or request bodies of unknown length.
 package upstream
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,13 +25,20 @@ import (
 	"time"
 )
 
-// Transport is an http.RoundTripper to plain-text HTTP/1.1 hosts.
+// Transport is an http.RoundTripper to HTTP/1.1 hosts: plain text (http
+// URLs) when TLS is nil, TLS (https URLs) otherwise.
 // Connections are kept per host and reused while idle for less than 50s
 // (under the 120s idle timeout of shoal serve). A request whose pooled
 // connection turns out closed by the host goes again on a new one when
 // its body can be replayed (GetBody). Safe for concurrent use; create it
 // with New.
 type Transport struct {
+	// TLS, when set, dials hosts over TLS with it (its ServerName, when
+	// empty, is each host's name or address) and takes https URLs only;
+	// nil means plain text and http URLs. Set it before the first
+	// RoundTrip.
+	TLS *tls.Config
+
 	dialer      net.Dialer
 	maxIdle     int           // idle connections kept per host
 	idleTimeout time.Duration // older idle connections are closed, not reused
@@ -67,8 +75,8 @@ var errStale = errors.New("upstream: stale connection")
 // RoundTrip sends req and reads the answer's status and headers; the
 // body is read from the connection as the caller reads it.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme != "http" {
-		return nil, fmt.Errorf("upstream: scheme %q", req.URL.Scheme)
+	if want := t.scheme(); req.URL.Scheme != want {
+		return nil, fmt.Errorf("upstream: scheme %q (this transport takes %s)", req.URL.Scheme, want)
 	}
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
@@ -95,6 +103,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
+}
+
+func (t *Transport) scheme() string {
+	if t.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // CloseIdleConnections closes every idle connection.
@@ -125,7 +140,14 @@ func (t *Transport) get(ctx context.Context, host string) (*pconn, error) {
 		pc.c.Close()
 	}
 	t.mu.Unlock()
-	c, err := t.dialer.DialContext(ctx, "tcp", host)
+	var c net.Conn
+	var err error
+	if t.TLS != nil {
+		d := tls.Dialer{NetDialer: &t.dialer, Config: t.TLS}
+		c, err = d.DialContext(ctx, "tcp", host) // and the handshake
+	} else {
+		c, err = t.dialer.DialContext(ctx, "tcp", host)
+	}
 	if err != nil {
 		return nil, err
 	}

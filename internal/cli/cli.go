@@ -50,6 +50,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runEvents(ctx, args[1:], stdout, stderr)
 	case "predict":
 		err = runPredict(ctx, args[1:], stdout, stderr)
+	case "push":
+		err = runPush(ctx, args[1:], stdout, stderr)
+	case "pull":
+		err = runPull(ctx, args[1:], stdout, stderr)
 	case "package":
 		err = runPackage(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
@@ -93,6 +97,8 @@ Usage:
   shoal logs NAME | events NAME                         replica output, recorded events
   shoal predict NAME JSON|@FILE                         send an inference request through the gateway
   shoal package MODEL -t IMAGE -o FILE|-push REF        build a model image without Docker (docs/packaging.md)
+  shoal push MODEL_DIR oci://HOST/REPO:TAG              push a model as an OCI artifact (docs/registry.md)
+  shoal pull oci://HOST/REPO[:TAG|@DIGEST] DIR          pull a model artifact into a model repository
   shoal onnx conformance [-o FILE] [DIR]                run the ONNX conformance suite (docs/onnx.md)
   shoal version                                         print the version
 

@@ -13,9 +13,10 @@ import (
 // fails for good; it returns then. update is called from one goroutine
 // at a time and must not keep the caller long.
 //
-// Sources today: FileSource (a hot-reloaded file) and StaticSource. The
-// control plane's watch API, Docker and Kubernetes EndpointSlices will be
-// further implementations.
+// Sources today: FileSource (a hot-reloaded file), ControlSource (a
+// control plane's watch API, for a standalone gateway), StaticSource, and
+// the control plane's in-process source (internal/control). Docker and
+// Kubernetes EndpointSlices will be further implementations.
 type Source interface {
 	Watch(ctx context.Context, update func(*Table)) error
 }

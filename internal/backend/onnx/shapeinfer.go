@@ -483,11 +483,23 @@ func (m *Model) refineSignature(inf *shapeInf, vals []vshape, inSyms [][]dim) {
 		}
 	}
 	for k, vi := range m.outputs {
-		if k >= len(m.outTensor) || k >= len(m.sig.Outputs) || !m.outTensor[k] {
+		if k >= len(m.outTensor) || k >= len(m.sig.Outputs) {
 			continue
 		}
 		spec := &m.sig.Outputs[k]
 		v := vals[vi]
+		if !m.outTensor[k] {
+			// A sequence of maps served as a [N, C] tensor: its shape
+			// function describes that tensor.
+			if spec.DType != tensor.Invalid && len(spec.Shape) == 2 && v.ranked && len(v.dims) == 2 {
+				for i, d := range v.dims {
+					if r := inf.resolve(d); r.known() {
+						spec.Shape[i] = int64(r)
+					}
+				}
+			}
+			continue
+		}
 		if spec.DType == tensor.Invalid && v.dt != tensor.Invalid {
 			spec.DType = v.dt
 		}

@@ -36,6 +36,8 @@ func mlShapeFunc(typ string) shapeFunc {
 		return arrayFeatureExtractorShape
 	case "FeatureVectorizer":
 		return featureVectorizerShape
+	case "ZipMap":
+		return zipMapShape
 	}
 	return nil
 }
@@ -159,10 +161,49 @@ func treeRegressorShape(c *shapeCtx) error {
 	return mlScoresShape(func(*Node) dim { return dim(nt) }, tensor.FP32)(c)
 }
 
-// svmClassifierShape: labels [N] and scores [N, ?] (the score columns
-// depend on the kernel's binary and probability conventions).
+// svmClassifierShape: labels [N] and scores [N, cols], cols as the kernel
+// counts them for a model with support vectors (one per class with
+// probabilities, else one per pair of classes, 2 for two classes); unknown
+// for a linear SVM.
 func svmClassifierShape(c *shapeCtx) error {
-	classifierOutputs(c, unknownDim)
+	labels, err := readLabels(c.n)
+	if err != nil {
+		return nil
+	}
+	nc := int64(labels.len())
+	nv := int64(0)
+	for _, v := range c.n.Attrs.Ints("vectors_per_class") {
+		if v < 0 || v > maxDim {
+			return nil
+		}
+		nv += v
+	}
+	cols := unknownDim
+	if nv > 0 && nc > 0 && nc < 1<<16 {
+		pairs := nc * (nc - 1) / 2
+		switch {
+		case len(c.n.Attrs.Floats("prob_a")) > 0:
+			cols = dim(nc)
+		case nc == 2:
+			cols = 2
+		default:
+			cols = dim(pairs)
+		}
+		if sv := int64(len(c.n.Attrs.Floats("support_vectors"))); sv%nv == 0 {
+			if err := c.unifyFeatures(int(sv / nv)); err != nil {
+				return err
+			}
+		}
+	}
+	classifierOutputs(c, cols)
+	return nil
+}
+
+// zipMapShape describes the sequence of maps by the [N, C] tensor it is
+// served as (see Model.Infer): the shape of its input.
+func zipMapShape(c *shapeCtx) error {
+	in := c.input(0)
+	c.set(0, vshape{ranked: in.ranked, dims: in.dims})
 	return nil
 }
 

@@ -44,6 +44,9 @@ type APIConfig struct {
 	// ScaleUp asks for a replica of a deployment scaled to zero, for POST
 	// /v1/deployments/{name}/activate (Controller.ScaleUp). Nil answers 501.
 	ScaleUp func(ctx context.Context, name string) error
+	// ResolveModel pins the model URI of each applied deployment (see
+	// ResolveModel). Nil stores URIs as they are applied.
+	ResolveModel ResolveModel
 }
 
 // Handler returns the control API (REST and JSON):
@@ -134,6 +137,9 @@ func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
 		d.Default()
 		if err := d.Validate(); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrBadRequest, d.Metadata.Name, err)
+		}
+		if err := PinModel(r.Context(), a.cfg.ResolveModel, &d); err != nil {
+			return err
 		}
 		res, err := Apply(a.cfg.Store, d)
 		if err != nil {

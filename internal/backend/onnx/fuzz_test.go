@@ -8,14 +8,25 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-ml/shoal/internal/backend"
 	"github.com/shoal-ml/shoal/internal/backend/onnx/onnxpb"
 )
 
 // FuzzLoad feeds arbitrary bytes to Parse: a malformed or hostile model
 // must give an error, never a panic, and never allocate past the limit
-// (here 64 MiB, so that a huge declared tensor fails fast).
+// (here 64 MiB, so that a huge declared tensor fails fast). A model that
+// loads must have a signature whose dimensions are sizes or -1. The seeds
+// are the fixtures, the crashers found so far (testdata/fuzz) and, when
+// the ONNX conformance data lies beside the repository, its small models,
+// which use every operator and so every shape function.
 func FuzzLoad(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.onnx"))
+	conf, _ := filepath.Glob(filepath.Join(conformanceDir, "*", "*", "model.onnx"))
+	for _, c := range conf {
+		if st, err := os.Stat(c); err == nil && st.Size() <= 2048 {
+			seeds = append(seeds, c)
+		}
+	}
 	for _, s := range seeds {
 		data, err := os.ReadFile(s)
 		if err != nil {
@@ -38,6 +49,17 @@ func FuzzLoad(f *testing.F) {
 		m, err := Parse(data, "", Options{MaxBytes: 64 << 20})
 		if err == nil && m == nil {
 			t.Fatal("Parse returned neither a model nor an error")
+		}
+		if err != nil {
+			return
+		}
+		sig := m.Signature()
+		for _, s := range append(append([]backend.TensorSpec{}, sig.Inputs...), sig.Outputs...) {
+			for _, d := range s.Shape {
+				if d < -1 {
+					t.Fatalf("%s has shape %v", s.Name, s.Shape)
+				}
+			}
 		}
 	})
 }

@@ -115,9 +115,15 @@ type deployState struct {
 	lastSample time.Time
 	progressed time.Time
 	rolling    bool // a rolling update was in progress at the last pass
+	stalled    bool // it had passed its progress deadline at the last pass
 	lastPlan   string
 	canary     *canaryState
 	saved      string // the memo last written to the store, as JSON
+	// readySeen holds the replicas already seen ready; readyTimes the
+	// recent start-to-ready times by revision (in the memo).
+	readySeen  map[string]bool
+	readyTimes map[string][]time.Duration
+	lastReady  string
 }
 
 // New validates cfg and returns a Controller.
@@ -257,6 +263,7 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 		d.Default()
 		reps := byDep[name]
 		st := c.state(&d, reps)
+		c.noteReady(name, st, reps, now)
 		paused := d.Metadata.Annotations[AnnotationPaused] == "true"
 		cs := c.canaryFor(ctx, &d, st, reps, now)
 		var out planOutput
@@ -337,6 +344,7 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 func (c *Controller) noteRolling(d *v1alpha1.ModelDeployment, st *deployState, out planOutput, reps []Replica, now time.Time) {
 	name := d.Metadata.Name
 	if out.Rolling == nil {
+		st.stalled = false
 		if st.rolling {
 			st.rolling = false
 			c.event(name, "Normal", "RolloutDone", "all replicas run revision "+RevisionName(d))
@@ -354,9 +362,13 @@ func (c *Controller) noteRolling(d *v1alpha1.ModelDeployment, st *deployState, o
 		st.lastPlan = p
 		st.progressed = now
 	}
-	if out.Rolling.Stalled {
-		c.log.Warn("rolling update stalled", "deployment", name, "reason", out.Rolling.Reason)
+	// A pass that saw progress is not stalled, whatever the plan computed
+	// from the time before it said.
+	stalled := out.Rolling.Stalled && st.progressed.Before(now)
+	if stalled && !st.stalled {
+		c.event(name, "Warning", ReasonProgressDeadlineExceeded, fmt.Sprintf("rolling update to %s stalled: %s", RevisionName(d), out.Rolling.Reason))
 	}
+	st.stalled = stalled
 }
 
 func (c *Controller) writeStatus(d v1alpha1.ModelDeployment, reps []Replica, desired int, pct map[string]int32, out planOutput, cs *canaryState, now time.Time) {
@@ -393,10 +405,14 @@ func (c *Controller) fromZero(model string) {
 	st := c.state(&d, nil)
 	now := c.cfg.Now()
 	st.scaler.Record(autoscale.Sample{Time: now, Load: 1, Ready: 0})
-	if st.desired == 0 {
-		st.desired = 1
-		c.event(model, "Normal", "ScaledFromZero", "a request is held by the activator: desired 1")
+	if st.desired > 0 {
+		return
 	}
+	dec := autoscale.Decide(now, scaleSpec(d.Spec.Scaling), &st.scaler, autoscale.Inputs{
+		Current: 0, Pending: 1, TimeToReady: st.timeToReady(RevisionName(&d)),
+	})
+	st.desired = max(dec.Desired, 1)
+	c.event(model, "Normal", "ScaledFromZero", "a request is held by the activator: "+dec.String()+" (inputs: "+dec.Inputs()+")")
 }
 
 // autoscale feeds the gateway's load into each deployment's autoscaler
@@ -436,14 +452,14 @@ func (c *Controller) autoscale() {
 		st.lastSample = now
 		st.scaler.Record(autoscale.Sample{Time: now, Load: load, Ready: ready})
 		dec := autoscale.Decide(now, spec, &st.scaler, autoscale.Inputs{
-			Current: st.desired, Pending: s.Waiting, RolloutInProgress: rolling,
+			Current: st.desired, Pending: s.Waiting, RolloutInProgress: rolling, TimeToReady: st.timeToReady(cur),
 		})
 		if dec.Desired != st.desired {
 			reason := "ScaledUp"
 			if dec.Desired < st.desired {
 				reason = "ScaledDown"
 			}
-			c.event(name, "Normal", reason, dec.String())
+			c.event(name, "Normal", reason, dec.String()+" (inputs: "+dec.Inputs()+")")
 			c.log.Info("autoscaler", "deployment", name, "decision", dec)
 			st.desired = dec.Desired
 		}

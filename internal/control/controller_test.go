@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/internal/control/store"
+	"github.com/shoal-ml/shoal/internal/gateway"
 	"github.com/shoal-ml/shoal/internal/replica"
 )
 
@@ -25,6 +26,35 @@ type fakeBackend struct {
 	specs    map[string]replica.Spec // by replica ID
 	unready  map[string]bool
 	seq      int
+	now      func() time.Time
+}
+
+// startUnready makes the replicas of rev started from now on not ready.
+func (b *fakeBackend) startUnready(rev string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.unready[rev] = true
+}
+
+// markReady makes the running replicas of rev ready.
+func (b *fakeBackend) markReady(rev string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.replicas {
+		if b.replicas[i].Revision == rev {
+			b.replicas[i].Ready = true
+		}
+	}
+}
+
+// adoptAll marks every replica adopted, as a backend started again finds
+// them.
+func (b *fakeBackend) adoptAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.replicas {
+		b.replicas[i].Adopted = true
+	}
 }
 
 func (b *fakeBackend) Start(s replica.Spec) (Replica, error) {
@@ -32,7 +62,7 @@ func (b *fakeBackend) Start(s replica.Spec) (Replica, error) {
 	defer b.mu.Unlock()
 	b.seq++
 	r := Replica{ID: fmt.Sprintf("%s-%06d", s.Revision, b.seq), Deployment: s.Deployment, Revision: s.Revision,
-		HTTP: fmt.Sprintf("127.0.0.1:%d", 10000+b.seq), Ready: !b.unready[s.Revision], Started: time.Now()}
+		HTTP: fmt.Sprintf("127.0.0.1:%d", 10000+b.seq), Ready: !b.unready[s.Revision], Started: b.now()}
 	b.replicas = append(b.replicas, r)
 	if b.specs == nil {
 		b.specs = map[string]replica.Spec{}
@@ -126,6 +156,29 @@ type harness struct {
 	cancel  context.CancelFunc
 	done    chan error
 	ctl     *Controller
+
+	mu    sync.Mutex
+	load  int64 // requests in flight the gateway reports for iris
+	calls int   // of stats: one per autoscaler tick
+}
+
+func (h *harness) statsCalls() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls
+}
+
+func (h *harness) setLoad(n int64) {
+	h.mu.Lock()
+	h.load = n
+	h.mu.Unlock()
+}
+
+func (h *harness) stats() []gateway.ModelStats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls++
+	return []gateway.ModelStats{{Model: "iris", InFlight: h.load}}
 }
 
 func newHarness(t *testing.T) *harness {
@@ -136,6 +189,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	h := &harness{t: t, store: st, backend: &fakeBackend{unready: map[string]bool{}},
 		clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, gateway: &fakeGateway{}}
+	h.backend.now = h.clock.Now
 	t.Cleanup(func() {
 		h.stop()
 		st.Close()
@@ -145,7 +199,7 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) run() {
 	h.t.Helper()
-	ctl, err := New(Config{Store: h.store, Backend: h.backend, Now: h.clock.Now,
+	ctl, err := New(Config{Store: h.store, Backend: h.backend, Now: h.clock.Now, Stats: h.stats,
 		Resync: 2 * time.Millisecond, AutoscaleInterval: 5 * time.Millisecond, GatewayMetrics: h.gateway.scrape})
 	if err != nil {
 		h.t.Fatal(err)
@@ -285,4 +339,119 @@ func TestCanaryResumesAfterRestart(t *testing.T) {
 	if ev := h.events("iris"); strings.Count(ev, "CanaryStarted") != 1 {
 		t.Errorf("events:\n%s\nwant one CanaryStarted (the restart resumes, it does not start again)", ev)
 	}
+}
+
+const rollingDoc = `apiVersion: shoal.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: iris}
+spec:
+  model: {uri: /m/%s}
+  scaling: {minReplicas: 1, maxReplicas: 4, target: 1}
+  rollout: {progressDeadline: 30s}
+`
+
+// TestTimeToReadyIsTheLeadTime: the controller measures a revision's start
+// to ready, keeps it in the store, and gives it to the autoscaler, whose
+// decision is an event with its inputs.
+func TestTimeToReadyIsTheLeadTime(t *testing.T) {
+	h := newHarness(t)
+	d := h.apply(fmt.Sprintf(rollingDoc, "v1"))
+	rev := RevisionName(&d)
+	h.backend.startUnready(rev)
+	h.run()
+	h.waitFor("a replica started", func() bool { return h.backend.count(rev) == 1 })
+	h.clock.Add(3 * time.Second)
+	h.backend.markReady(rev)
+	h.waitFor("its time to ready stored", func() bool { return len(h.memo("iris").ReadyTimes[rev]) == 1 })
+	if got := h.memo("iris").ReadyTimes[rev]; got[0] != 3*time.Second {
+		t.Errorf("ReadyTimes = %v, want [3s]", got)
+	}
+	h.setLoad(3)
+	h.waitFor("ScaledUp", func() bool { return h.backend.count(rev) == 3 })
+	if ev := h.events("iris"); !strings.Contains(ev, "lead time 3s") || !strings.Contains(ev, "inputs: ready 1, current 1") {
+		t.Errorf("events:\n%s\nwant a ScaledUp with its inputs, lead time 3s among them", ev)
+	}
+	h.clock.Add(5 * time.Second)
+	h.backend.markReady(rev)
+	h.waitFor("three times to ready", func() bool { return len(h.memo("iris").ReadyTimes[rev]) == 3 })
+	if got := h.memo("iris").ReadyTimes[rev]; got[1] != 5*time.Second || got[2] != 5*time.Second {
+		t.Errorf("ReadyTimes = %v, want [3s 5s 5s]", got)
+	}
+	// A restarted control plane knows the median (5s); the replicas it
+	// adopts are not measured again.
+	h.stop()
+	h.backend.adoptAll()
+	h.run()
+	h.setLoad(5)
+	h.waitFor("desired 4", func() bool { return h.backend.count(rev) == 4 })
+	if ev := h.events("iris"); !strings.Contains(ev, "lead time 5s") {
+		t.Errorf("events:\n%s\nwant the ScaledUp after the restart with lead time 5s", ev)
+	}
+	if got := h.memo("iris").ReadyTimes[rev]; len(got) != 3 {
+		t.Errorf("ReadyTimes after the restart = %v, want the same 3 (adopted replicas are not measured)", got)
+	}
+}
+
+func mustRev(t *testing.T, doc string) string {
+	t.Helper()
+	ds, err := v1alpha1.Decode([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds[0].Default()
+	return ds[0].Spec.RevisionHash()
+}
+
+// TestRollingStall: a new revision that never gets ready stalls the rolling
+// update: past spec.rollout.progressDeadline that is a Warning event and
+// the condition RolloutProgressing False, ProgressDeadlineExceeded. The old
+// revision keeps serving and, the load gone, is not scaled down while the
+// rollout is in progress.
+func TestRollingStall(t *testing.T) {
+	h := newHarness(t)
+	v1 := h.apply(fmt.Sprintf(rollingDoc, "v1"))
+	old := RevisionName(&v1)
+	h.setLoad(3)
+	h.run()
+	h.waitFor("3 replicas for a load of 3", func() bool { return h.backend.count(old) == 3 })
+
+	h.backend.startUnready("iris-" + mustRev(t, fmt.Sprintf(rollingDoc, "v2")))
+	d := h.apply(fmt.Sprintf(rollingDoc, "v2"))
+	v2 := RevisionName(&d)
+	h.waitFor("a new replica (surge 1)", func() bool { return h.backend.count(v2) == 1 })
+	h.setLoad(0)
+	h.clock.Add(61 * time.Second) // past the deadline and the stable window
+	h.waitFor(ReasonProgressDeadlineExceeded, func() bool {
+		return strings.Contains(h.events("iris"), ReasonProgressDeadlineExceeded)
+	})
+	h.waitFor("the condition", func() bool {
+		got, err := h.store.Get("iris")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == "RolloutProgressing" && c.Status == "False" && c.Reason == ReasonProgressDeadlineExceeded {
+				return true
+			}
+		}
+		return false
+	})
+	// Let the autoscaler decide on the idle load a while longer.
+	h.clock.Add(2 * time.Second)
+	calls := h.statsCalls()
+	h.waitFor("five more autoscaler ticks", func() bool { return h.statsCalls() >= calls+5 })
+	if n := h.backend.count(old); n != 3 {
+		t.Errorf("old replicas = %d, want 3 (serving while the update is stalled)", n)
+	}
+	if ev := h.events("iris"); strings.Contains(ev, "ScaledDown") {
+		t.Errorf("events:\n%s\nwant no ScaledDown during the rollout", ev)
+	}
+	// The new revision gets ready: the update finishes, and only then may
+	// the autoscaler scale down.
+	h.backend.mu.Lock()
+	delete(h.backend.unready, v2) // replicas started from now on are ready at once
+	h.backend.mu.Unlock()
+	h.backend.markReady(v2)
+	h.waitFor("RolloutDone", func() bool { return strings.Contains(h.events("iris"), "RolloutDone") })
+	h.waitFor("ScaledDown", func() bool { return strings.Contains(h.events("iris"), "ScaledDown") })
 }

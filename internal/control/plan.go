@@ -125,8 +125,9 @@ func plan(in planInput) planOutput {
 	}
 	oldReady, newReady := countReady(olds), countReady(news)
 	spec := rollout.Rolling{
-		MaxSurge:       rollout.IntOrPercent(d.Spec.Rollout.MaxSurge),
-		MaxUnavailable: rollout.IntOrPercent(d.Spec.Rollout.MaxUnavailable),
+		MaxSurge:         rollout.IntOrPercent(d.Spec.Rollout.MaxSurge),
+		MaxUnavailable:   rollout.IntOrPercent(d.Spec.Rollout.MaxUnavailable),
+		ProgressDeadline: d.Spec.Rollout.ProgressDeadline.Duration,
 	}
 	p := rollout.PlanRolling(in.Now, spec, rollout.RollingStatus{
 		Desired: in.Desired, Old: len(olds), OldReady: oldReady, New: len(news), NewReady: newReady,
@@ -180,6 +181,11 @@ func routes(replicas []Replica) (gateway.Model, map[string]int32) {
 	return m, pct
 }
 
+// ReasonProgressDeadlineExceeded is the reason of the event and of the
+// condition RolloutProgressing False when a rolling update has had no new
+// replica become ready for spec.rollout.progressDeadline.
+const ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+
 // status builds a deployment's status from its replicas.
 func status(now time.Time, d v1alpha1.ModelDeployment, replicas []Replica, desired int, pct map[string]int32, rolling *rollout.RollingPlan, url string) v1alpha1.ModelDeploymentStatus {
 	cur := RevisionName(&d)
@@ -213,7 +219,7 @@ func status(now time.Time, d v1alpha1.ModelDeployment, replicas []Replica, desir
 	if rolling != nil {
 		rc := v1alpha1.Condition{Type: "RolloutProgressing", Status: "True", Reason: "RollingUpdate", Message: rolling.Reason}
 		if rolling.Stalled {
-			rc.Status, rc.Reason = "False", "Stalled"
+			rc.Status, rc.Reason = "False", ReasonProgressDeadlineExceeded
 		}
 		st.Conditions = append(st.Conditions, carryTime(d.Status.Conditions, rc, now))
 	}

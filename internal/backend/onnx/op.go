@@ -187,6 +187,7 @@ func DefaultOps() *OpSet {
 		shapeOps(),
 		reduceOps(),
 		nnOps(),
+		controlOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

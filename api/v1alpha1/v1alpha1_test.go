@@ -194,3 +194,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateTraffic(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		traffic Traffic
+		known   []string
+		field   string // "" for valid
+	}{
+		{"names", Traffic{Split: []TrafficTarget{{"a-1", 90}, {"a-2", 10}}}, []string{"a-2", "a-1"}, ""},
+		{"aliases", Traffic{Split: []TrafficTarget{{"previous", 90}, {"latest", 10}}, Mirror: &Mirror{"previous", 5}}, []string{"a-2", "a-1"}, ""},
+		{"unknown split", Traffic{Split: []TrafficTarget{{"latest", 90}, {"a-0", 10}}}, []string{"a-2", "a-1"}, "spec.traffic.split[1].revision"},
+		{"no previous", Traffic{Split: []TrafficTarget{{"previous", 100}}}, []string{"a-2"}, "spec.traffic.split[0].revision"},
+		{"unknown mirror", Traffic{Mirror: &Mirror{"a-9", 5}}, []string{"a-2"}, "spec.traffic.mirror.revision"},
+	} {
+		d := ModelDeployment{Metadata: ObjectMeta{Name: "a"}, Spec: ModelDeploymentSpec{Traffic: c.traffic}}
+		err := d.ValidateTraffic(c.known)
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%s: ValidateTraffic() = %v, want nil", c.name, err)
+		case c.field != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.field)):
+			t.Errorf("%s: ValidateTraffic() = %v, want an error naming %s", c.name, err, c.field)
+		}
+	}
+}

@@ -188,6 +188,7 @@ func DefaultOps() *OpSet {
 		reduceOps(),
 		nnOps(),
 		controlOps(),
+		seqOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

@@ -6,10 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/shoal-ml/shoal/internal/control"
 	"github.com/shoal-ml/shoal/internal/registry"
 )
 
@@ -62,4 +67,84 @@ func modelCacheDir() string {
 		return filepath.Join(d, "shoal", "models")
 	}
 	return filepath.Join(os.TempDir(), "shoal-models")
+}
+
+// upRegistry is shoal up's embedded OCI registry: its blobs and manifests
+// live in the state directory; it is served under /v2/ on the control
+// API's listener (the control API uses only /v1/), or on a listener of its
+// own when -registry names an address.
+type upRegistry struct {
+	reg *registry.Registry
+	// addr is the host:port that oci:// references to it name.
+	addr string
+	// own is its own listener; nil when it shares the control API's.
+	own net.Listener
+	// resolve pins oci:// references (control.ResolveModel). References
+	// to this registry are answered in process, so objects applied at
+	// startup resolve before any listener serves.
+	resolve control.ResolveModel
+}
+
+// openUpRegistry opens the registry stored in state/registry; addr is
+// -registry (empty: share controlAddr's listener).
+func openUpRegistry(state, controlAddr, addr string, log *slog.Logger) (*upRegistry, error) {
+	reg, err := registry.Open(filepath.Join(state, "registry"), log)
+	if err != nil {
+		return nil, err
+	}
+	u := &upRegistry{reg: reg, addr: controlAddr}
+	if addr != "" {
+		if u.own, err = net.Listen("tcp", addr); err != nil {
+			reg.Close()
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		u.addr = u.own.Addr().String()
+	}
+	c := &registry.Client{Transport: reg.Transport(nil, registry.LoopbackHosts(u.addr)...)}
+	u.resolve = func(ctx context.Context, uri string) (string, error) {
+		if !registry.IsReference(uri) {
+			return uri, nil
+		}
+		return c.Resolve(ctx, uri)
+	}
+	return u, nil
+}
+
+// handler returns h with the registry under /v2/ when the registry has no
+// listener of its own.
+func (u *upRegistry) handler(h http.Handler) http.Handler {
+	if u.own != nil {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", u.reg)
+	mux.Handle("/", h)
+	return mux
+}
+
+// serve serves the registry on its own listener until ctx is done; with
+// none it returns at once.
+func (u *upRegistry) serve(ctx context.Context) error {
+	if u.own == nil {
+		return nil
+	}
+	srv := &http.Server{Handler: u.reg, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(u.own); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close closes the registry's journal and its own listener.
+func (u *upRegistry) Close() error {
+	if u.own != nil {
+		u.own.Close()
+	}
+	return u.reg.Close()
 }

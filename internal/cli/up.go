@@ -37,6 +37,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpAddr := fl.String("http", "127.0.0.1:8000", "gateway REST listen `address`")
 	grpcAddr := fl.String("grpc", "127.0.0.1:8001", "gateway gRPC listen `address` (empty: no gRPC)")
 	controlAddr := fl.String("control", defaultControlAddr, "control API listen `address`")
+	registryAddr := fl.String("registry", "", "OCI registry listen `address` (empty: under /v2/ on the control API's listener); see docs/registry.md")
 	grace := fl.Duration("grace-period", 10*time.Second, "time a stopping replica has for its in-flight requests")
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
@@ -79,6 +80,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	ur, err := openUpRegistry(state, *controlAddr, *registryAddr, log.With("component", "registry"))
+	if err != nil {
+		return err
+	}
+	defer ur.Close()
 	st, err := store.Open(filepath.Join(state, "store.db"))
 	if err != nil {
 		return err
@@ -88,6 +94,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		d.Default()
 		if err := d.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", d.Metadata.Name, err)
+		}
+		if err := control.PinModel(ctx, ur.resolve, &d); err != nil {
+			return err
 		}
 		if _, err := control.Apply(st, d); err != nil {
 			return err
@@ -146,10 +155,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	api := &http.Server{
-		Handler: control.Handler(control.APIConfig{
+		Handler: ur.handler(control.Handler(control.APIConfig{
 			Store: st, Replicas: backend.List, LogPath: backend.LogPath, GatewayURL: gatewayURL, Rollout: ctl.Rollout,
 			Routes: ctl.Source(), ScaleUp: ctl.ScaleUp, // for standalone gateways (shoal gateway -control)
-		}),
+			ResolveModel: ur.resolve,
+		})),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -157,9 +167,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, d := range objs {
 		fmt.Fprintf(stdout, "  %s: %s/v2/models/%s/infer\n", d.Metadata.Name, gatewayURL, d.Metadata.Name)
 	}
+	fmt.Fprintf(stdout, "  model registry: oci://%s/ (shoal push DIR oci://%s/NAME:TAG)\n", ur.addr, ur.addr)
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return gw.Serve(ctx, hl, gl) })
 	eg.Go(func() error { return ctl.Run(ctx) })
+	eg.Go(func() error { return ur.serve(ctx) })
 	eg.Go(func() error {
 		if err := api.Serve(cl); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -132,12 +132,12 @@ func runTest(ctx context.Context, dir string, ops *OpSet) (res Result) {
 		return Result{Outcome: Failed, Reason: "load: " + err.Error()}
 	}
 	for k, s := range m.sig.Inputs {
-		if s.DType == tensor.Invalid {
+		if s.DType == tensor.Invalid && !readableValueType(m.inTypes[k]) {
 			return Result{Outcome: Unsupported, Reason: "input " + describeType(m.inTypes[k])}
 		}
 	}
 	for k, s := range m.sig.Outputs {
-		if !m.outTensor[k] {
+		if !m.outTensor[k] && !readableValueType(m.outTypes[k]) {
 			return Result{Outcome: Unsupported, Reason: fmt.Sprintf("output %q is not a tensor", s.Name)}
 		}
 	}
@@ -149,7 +149,7 @@ func runTest(ctx context.Context, dir string, ops *OpSet) (res Result) {
 	for _, set := range sets {
 		ins := make([]*Value, len(m.inputs))
 		for k := range ins {
-			v, err := readTensorFile(filepath.Join(set, fmt.Sprintf("input_%d.pb", k)))
+			v, err := readValueFile(filepath.Join(set, fmt.Sprintf("input_%d.pb", k)), m.inTypes[k])
 			if err != nil {
 				if errors.Is(err, ErrUnsupported) {
 					return Result{Outcome: Unsupported, Reason: err.Error()}
@@ -166,11 +166,11 @@ func runTest(ctx context.Context, dir string, ops *OpSet) (res Result) {
 			return Result{Outcome: Failed, Reason: "run: " + err.Error()}
 		}
 		for k, got := range outs {
-			want, err := readTensorFile(filepath.Join(set, fmt.Sprintf("output_%d.pb", k)))
+			want, err := readValueFile(filepath.Join(set, fmt.Sprintf("output_%d.pb", k)), m.outTypes[k])
 			if err != nil {
 				return Result{Outcome: Failed, Reason: err.Error()}
 			}
-			if msg := compareValues(got, want); msg != "" {
+			if msg := compareAny(got, want); msg != "" {
 				return Result{Outcome: Failed, Reason: fmt.Sprintf("%s output %d (%s): %s", filepath.Base(set), k, m.outNames[k], msg)}
 			}
 		}
@@ -179,8 +179,8 @@ func runTest(ctx context.Context, dir string, ops *OpSet) (res Result) {
 }
 
 // describeType says why a graph input's type cannot be fed by the runner:
-// an element type shoal lacks, or a sequence, map or optional value (the
-// ONNX 1.12 protobuf definitions have no SequenceProto to read them).
+// an element type shoal lacks, or a map, or a sequence or optional of
+// something other than tensors (see readableValueType).
 func describeType(tp *onnxpb.TypeProto) string {
 	switch {
 	case tp.GetTensorType() != nil:

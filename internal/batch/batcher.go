@@ -170,7 +170,10 @@ func Rows(inputs []*tensor.Tensor) (int, error) {
 	return int(rows), nil
 }
 
-// Do queues req and returns its outputs once its batch has run. It
+// Do queues req and returns its outputs once its batch has run. A request
+// that Decide would dispatch at once and alone (the queue empty, a slot
+// free, nothing to wait for) runs on the calling goroutine instead, in a
+// slot of its own. It
 // returns at once a *RejectError if the request cannot be admitted (see
 // Admit), ErrClosed if the Batcher is not running, ctx's error as soon as
 // ctx is done (the request is then dropped from the queue, or its rows
@@ -222,6 +225,9 @@ func (b *Batcher) Do(ctx context.Context, req Request) (Result, error) {
 	if r, retry := Admit(&b.cfg.Policy, &b.state, items, now); r != Admitted {
 		b.mu.Unlock()
 		return Result{}, &RejectError{Reason: r, RetryAfter: retry}
+	}
+	if len(parts) == 1 && b.runsAlone(items[0], now) {
+		return b.inline(ctx, req.Inputs, rows, now)
 	}
 	mine := make([]*entry, len(parts))
 	for i, in := range parts {
@@ -283,6 +289,52 @@ func (b *Batcher) drop(es []*entry) {
 	}
 	b.mu.Unlock()
 	b.wake()
+}
+
+// runsAlone reports whether it, admitted at now into an empty queue, would
+// be dispatched at once, alone, by Decide: then handing it to the Run
+// goroutine and back would only add two goroutine switches. b.mu must be
+// held.
+func (b *Batcher) runsAlone(it Item, now time.Time) bool {
+	if len(b.state.Queue) > 0 || len(b.state.Running) >= b.cfg.executions() {
+		return false
+	}
+	s := State{Queue: []Item{it}, Running: b.state.Running, Latency: b.state.Latency}
+	d := Decide(&b.cfg.Policy, &s, now)
+	return d.Batch == 1 && len(d.Expire) == 0
+}
+
+// inline runs one request on the calling goroutine in a slot of its own,
+// as Run would have: counted among the running batches, measured for the
+// latency model. b.mu must be held; inline releases it.
+func (b *Batcher) inline(ctx context.Context, inputs []*tensor.Tensor, rows int, now time.Time) (Result, error) {
+	r := &runner{rows: rows}
+	b.running = append(b.running, r)
+	b.state.Running = append(b.state.Running, now.Add(b.state.Latency.Estimate(rows)))
+	b.wg.Add(1)
+	b.mu.Unlock()
+	defer b.wg.Done()
+
+	start := time.Now()
+	outs, err := b.exec(ctx, inputs)
+	took := time.Since(start)
+
+	b.mu.Lock()
+	i := slices.Index(b.running, r)
+	b.running = slices.Delete(b.running, i, i+1)
+	b.state.Running = slices.Delete(b.state.Running, i, i+1)
+	if err == nil {
+		b.state.Latency.Observe(rows, took)
+	}
+	b.mu.Unlock()
+	b.wake() // a slot is free: the queue may have grown meanwhile
+	if err != nil {
+		return Result{}, err
+	}
+	if b.cfg.OnBatch != nil {
+		b.cfg.OnBatch(rows, took)
+	}
+	return Result{Outputs: outs, Queued: start.Sub(now), Compute: took}, nil
 }
 
 // Run decides and dispatches batches until ctx is done; then it rejects

@@ -298,3 +298,43 @@ func TestClosed(t *testing.T) {
 		}
 	})
 }
+
+// TestInlineWhenIdle: a request that Decide would dispatch at once and
+// alone (empty queue, a free slot, no delay to wait) runs on the caller's
+// goroutine, so it needs no Run loop; one that Decide would hold for
+// MaxQueueDelay still waits for it.
+func TestInlineWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &rowsModel{latency: time.Millisecond}
+		var batches []int
+		b, err := New(Config{Policy: Policy{MaxBatchSize: 8}, OnBatch: func(rows int, _ time.Duration) { batches = append(batches, rows) }}, m.exec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := rowsInput(1, 3)
+		res, err := b.Do(context.Background(), Request{Inputs: in}) // Run never started
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRows(t, in, res)
+		if res.Queued != 0 || res.Compute != time.Millisecond || !slices.Equal(batches, []int{3}) {
+			t.Fatalf("Do = queued %v, compute %v, batches %v; want 0, 1ms, [3]", res.Queued, res.Compute, batches)
+		}
+		if !b.state.Latency.Known() {
+			t.Fatal("the inline execution was not measured")
+		}
+
+		held, err := New(Config{Policy: Policy{MaxBatchSize: 8, MaxQueueDelay: 5 * time.Millisecond}}, m.exec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, held)
+		res, err = held.Do(context.Background(), Request{Inputs: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Queued != 5*time.Millisecond {
+			t.Fatalf("with max_queue_delay 5ms, a lone request queued %v, want 5ms", res.Queued)
+		}
+	})
+}

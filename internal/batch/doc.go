@@ -22,6 +22,9 @@
 // MaxQueueDelay plus one batch execution, unless a request of a higher
 // priority, arriving later, takes its place.
 //
+// At low load the hand-off costs nothing: a request that the policy would
+// dispatch at once and alone runs on its caller's goroutine.
+//
 // The package knows nothing of HTTP, gRPC or model formats; package serve
 // wires it to a model that declares backend.Batching.
 package batch

@@ -150,7 +150,9 @@ func Dockerfile(base string, withReqs bool, pkgs []string, args []string, labels
 		b.WriteString("COPY requirements.txt /tmp/requirements.txt\n")
 		pip = append(pip, "-r", "/tmp/requirements.txt")
 	}
-	pip = append(pip, pkgs...)
+	for _, p := range pkgs {
+		pip = append(pip, shellWord(p))
+	}
 	if len(pip) > 0 {
 		fmt.Fprintf(&b, "RUN pip install --no-cache-dir %s", strings.Join(pip, " "))
 		if withReqs {
@@ -176,6 +178,18 @@ func Dockerfile(base string, withReqs bool, pkgs []string, args []string, labels
 	fmt.Fprintf(&b, "ENTRYPOINT %s\n", execForm(BinaryPath, "serve"))
 	fmt.Fprintf(&b, "CMD %s\n", execForm(args...))
 	return b.String()
+}
+
+// shellWord quotes a pip requirement for the shell of a RUN line when it
+// holds anything but letters, digits and ._-= ("numpy<2" would redirect).
+// Requirements never hold a single quote (Context refuses them).
+func shellWord(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-=", r)) {
+			return "'" + s + "'"
+		}
+	}
+	return s
 }
 
 // execForm writes args as a Dockerfile exec-form JSON array.

@@ -52,6 +52,7 @@ type Model struct {
 	nslots    int
 	steps     []step
 	dimEq     []dimPair // input dimensions shape inference proved equal (shapeinfer.go)
+	batching  batchVerdict
 	pool      sync.Pool
 }
 
@@ -322,6 +323,7 @@ func planGraph(g *onnxpb.GraphProto, env *graphEnv, outer *outerScope) (*Model, 
 	if err := m.inferShapes(g, order, nodes, nds, nodeIn, nodeOut); err != nil {
 		return nil, err
 	}
+	m.batching = analyzeBatching(g, order, opsets, index, m.consts)
 	m.pool.New = func() any { return m.newState() }
 	return m, nil
 }

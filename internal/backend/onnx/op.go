@@ -189,6 +189,7 @@ func DefaultOps() *OpSet {
 		nnOps(),
 		controlOps(),
 		seqOps(),
+		textOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

@@ -98,7 +98,11 @@ type versionBatcher struct {
 func (s *Server) newBatcher(v *version, bc *BatchingConfig, executions int) (*versionBatcher, error) {
 	bm, ok := v.m.(backend.Batcher)
 	if !ok || !bm.Batching().Concat {
-		return nil, fmt.Errorf("%w: batching is set, but the %s backend does not declare that it can batch", ErrBadConfig, v.format)
+		err := fmt.Errorf("%w: batching is set, but the %s backend does not declare that it can batch", ErrBadConfig, v.format)
+		if d, ok := v.m.(interface{ BatchingDenied() string }); ok && d.BatchingDenied() != "" {
+			err = fmt.Errorf("%w: %s", err, d.BatchingDenied())
+		}
+		return nil, err
 	}
 	for _, t := range v.sig.Inputs {
 		if t.DType == tensor.Invalid || len(t.Shape) == 0 || t.Shape[0] != -1 || slices.Contains(t.Shape[1:], -1) {

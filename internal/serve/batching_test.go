@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-ml/shoal/internal/backend"
+	"github.com/shoal-ml/shoal/internal/backend/onnx"
 	"github.com/shoal-ml/shoal/internal/backend/xgboost"
 	pb "github.com/shoal-ml/shoal/internal/oip/inferencepb"
 )
@@ -49,6 +50,7 @@ func batchLoaders(gate chan struct{}) map[string]backend.Loader {
 		return batchEcho{m.(*echoModel)}, nil
 	}
 	l["xgboost"] = xgboost.Load
+	l["onnx"] = onnx.Load
 	return l
 }
 
@@ -90,48 +92,60 @@ func TestBatchingConfig(t *testing.T) {
 }
 
 // TestBatchingBitForBit sends distinct rows from 64 concurrent clients to
-// one XGBoost model served twice, without and with batching: every
-// batched answer must equal the unbatched one bit for bit, and batches
-// must have formed.
+// a model served twice, without and with batching: every batched answer
+// must equal the unbatched one bit for bit, and batches must have formed.
+// The models: an XGBoost one (the backend declares batching), and the ONNX
+// MLP of bench/batch (the graph is proven per-row at load; its products of
+// many rows take other kernel paths than those of one row).
 func TestBatchingBitForBit(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "backend", "xgboost", "testdata", "gbtree_multi_softprob.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	writeFile(t, dir, "plain/1/model.json", string(src))
-	writeFile(t, dir, "batched/1/model.json", string(src))
-	writeFile(t, dir, "batched/model.yaml", "batching: {max_batch_size: 32, max_queue_delay: 2ms}\n")
-	ts := start(t, Config{Repository: dir, Loaders: batchLoaders(nil)})
-
-	const clients, perClient = 64, 6
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(c), 7))
-			for i := range perClient {
-				n := 1 + (c+i)%3
-				vals := make([]string, 4*n)
-				for j := range vals {
-					v := float32(rng.NormFloat64()*2 + 4)
-					vals[j] = strconv.FormatFloat(float64(v), 'g', -1, 32)
-				}
-				body := fmt.Sprintf(`{"inputs":[{"name":"input","datatype":"FP32","shape":[%d,4],"data":[%s]}]}`, n, strings.Join(vals, ","))
-				want := inferOutputs(t, ts, "plain", body)
-				got := inferOutputs(t, ts, "batched", body)
-				if got != want {
-					t.Errorf("client %d request %d: batched outputs\n%s\nwant\n%s", c, i, got, want)
-				}
+	for _, tc := range []struct {
+		name, src, file, input string
+		width                  int
+	}{
+		{"xgboost", filepath.Join("..", "backend", "xgboost", "testdata", "gbtree_multi_softprob.json"), "model.json", "input", 4},
+		{"onnx-mlp", filepath.Join("..", "..", "bench", "batch", "mlp.onnx"), "model.onnx", "input", 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := os.ReadFile(tc.src)
+			if err != nil {
+				t.Fatal(err)
 			}
+			dir := t.TempDir()
+			writeFile(t, dir, "plain/1/"+tc.file, string(src))
+			writeFile(t, dir, "batched/1/"+tc.file, string(src))
+			writeFile(t, dir, "batched/model.yaml", "batching: {max_batch_size: 32, max_queue_delay: 2ms}\n")
+			ts := start(t, Config{Repository: dir, Loaders: batchLoaders(nil)})
+
+			const clients, perClient = 64, 6
+			var wg sync.WaitGroup
+			for c := range clients {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(uint64(c), 7))
+					for i := range perClient {
+						n := 1 + (c+i)%3
+						vals := make([]string, tc.width*n)
+						for j := range vals {
+							v := float32(rng.NormFloat64()*2 + 4)
+							vals[j] = strconv.FormatFloat(float64(v), 'g', -1, 32)
+						}
+						body := fmt.Sprintf(`{"inputs":[{"name":%q,"datatype":"FP32","shape":[%d,%d],"data":[%s]}]}`, tc.input, n, tc.width, strings.Join(vals, ","))
+						want := inferOutputs(t, ts, "plain", body)
+						got := inferOutputs(t, ts, "batched", body)
+						if got != want {
+							t.Errorf("client %d request %d: batched outputs\n%s\nwant\n%s", c, i, got, want)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			m := ts.metricText(t)
+			execs := metricValue(t, m, `shoal_inference_batch_size_count{model="batched",version="1"}`)
+			if execs >= clients*perClient {
+				t.Errorf("%v executions for %d requests: nothing was batched", execs, clients*perClient)
+			}
+			t.Logf("%d requests ran in %v executions", clients*perClient, execs)
 		})
 	}
-	wg.Wait()
-	m := ts.metricText(t)
-	execs := metricValue(t, m, `shoal_inference_batch_size_count{model="batched",version="1"}`)
-	if execs >= clients*perClient {
-		t.Errorf("%v executions for %d requests: nothing was batched", execs, clients*perClient)
-	}
-	t.Logf("%d requests ran in %v executions", clients*perClient, execs)
 }
 
 // inferOutputs posts body to the model and returns the JSON of the

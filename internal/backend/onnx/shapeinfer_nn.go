@@ -444,6 +444,12 @@ func expandShape(c *shapeCtx) error {
 	x := c.input(0)
 	out := vshape{dt: x.dt}
 	target, ok := c.ints(1)
+	if !ok && x.ranked {
+		// The target known at run time only: the rank is the larger one.
+		if s := c.input(1); s.ranked && len(s.dims) == 1 && s.dims[0].known() && s.dims[0] <= maxVal {
+			out.ranked, out.dims = true, unknownDims(max(len(x.dims), int(s.dims[0])))
+		}
+	}
 	if !ok || !x.ranked {
 		c.set(0, out)
 		return nil

@@ -133,6 +133,22 @@ func shapeFuncFor(domain, typ string, version int64) shapeFunc {
 		return padShape
 	case "Range":
 		return rangeShape
+	case "ConvTranspose":
+		return convTransposeShape
+	case "RNN", "GRU", "LSTM":
+		return rnnShape
+	case "Attention":
+		return attentionShape
+	case "OneHot":
+		return oneHotShape
+	case "Compress":
+		return compressShape
+	case "Det":
+		return detShape
+	case "QLinearMatMul":
+		return qLinearMatMulShape
+	case "QLinearConv":
+		return qLinearConvShape
 	case "DepthToSpace", "SpaceToDepth":
 		return depthSpaceShape(typ == "DepthToSpace")
 	}
@@ -641,6 +657,13 @@ func unsqueezeShape(c *shapeCtx) error {
 	in := c.input(0)
 	out := vshape{dt: in.dt}
 	axes, _, ok := c.axesOf(13, 1)
+	if !ok && in.ranked {
+		// Axes known at run time only: the rank is known when their
+		// count is.
+		if a := c.input(1); a.ranked && len(a.dims) == 1 && a.dims[0].known() && a.dims[0] <= maxVal {
+			out.ranked, out.dims = true, unknownDims(len(in.dims)+int(a.dims[0]))
+		}
+	}
 	if !ok || !in.ranked {
 		c.set(0, out)
 		return nil

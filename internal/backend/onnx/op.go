@@ -190,6 +190,7 @@ func DefaultOps() *OpSet {
 		controlOps(),
 		seqOps(),
 		textOps(),
+		causalConvOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

@@ -143,3 +143,86 @@ func TestParseRejects(t *testing.T) {
 		})
 	}
 }
+
+// FuzzShapeInference mutates the numbers shape inference computes with:
+// starting from a valid graph (the TestShapeInferenceGraphs cases, the
+// fixtures and, when present, the small conformance models), it sets every
+// graph input dimension and every integer attribute from the fuzzed
+// values (negative, zero, huge), then loads the model. Loading must give
+// an error or a model whose signature holds only sizes and -1: never a
+// panic, an overflow into a negative size, or an unbounded allocation.
+func FuzzShapeInference(f *testing.F) {
+	var bases [][]byte
+	for _, c := range inferenceCases() {
+		bases = append(bases, c.b.marshal(f))
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.onnx"))
+	conf, _ := filepath.Glob(filepath.Join(conformanceDir, "*", "*", "model.onnx"))
+	for _, c := range conf {
+		if st, err := os.Stat(c); err == nil && st.Size() <= 2048 {
+			files = append(files, c)
+		}
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		bases = append(bases, data)
+	}
+	for i := range min(len(bases), 64) {
+		f.Add(uint16(i), int64(1), int64(3), int64(-1), uint8(0))
+	}
+	f.Add(uint16(0), int64(1<<62), int64(-1<<62), int64(0), uint8(0xff))
+	f.Fuzz(func(t *testing.T, which uint16, a, b, c int64, mask uint8) {
+		var mp onnxpb.ModelProto
+		if err := proto.Unmarshal(bases[int(which)%len(bases)], &mp); err != nil {
+			t.Fatal(err)
+		}
+		vals := []int64{a, b, c}
+		k := 0
+		next := func() int64 { k++; return vals[k%3] }
+		for _, in := range mp.GetGraph().GetInput() {
+			for _, d := range in.GetType().GetTensorType().GetShape().GetDim() {
+				if mask&1 != 0 {
+					d.Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: next()}
+				}
+			}
+		}
+		for _, n := range mp.GetGraph().GetNode() {
+			for _, at := range n.GetAttribute() {
+				switch {
+				case mask&2 != 0 && at.I != nil:
+					at.I = proto.Int64(next())
+				case mask&4 != 0 && len(at.GetInts()) > 0:
+					for i := range at.Ints {
+						at.Ints[i] = next()
+					}
+				}
+			}
+		}
+		if mask&8 != 0 {
+			for _, init := range mp.GetGraph().GetInitializer() {
+				for i := range init.GetInt64Data() {
+					init.Int64Data[i] = next()
+				}
+			}
+		}
+		data, err := proto.Marshal(&mp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Parse(data, "", Options{MaxBytes: 64 << 20})
+		if err != nil {
+			return
+		}
+		sig := m.Signature()
+		for _, s := range append(append([]backend.TensorSpec{}, sig.Inputs...), sig.Outputs...) {
+			for _, d := range s.Shape {
+				if d < -1 {
+					t.Fatalf("%s has shape %v", s.Name, s.Shape)
+				}
+			}
+		}
+	})
+}

@@ -105,14 +105,19 @@ func (b *graphBuilder) ints(name string, data ...int64) *graphBuilder {
 	return b
 }
 
-func (b *graphBuilder) parse(t *testing.T) (*Model, error) {
+func (b *graphBuilder) parse(t testing.TB) (*Model, error) {
+	t.Helper()
+	return Parse(b.marshal(t), "", Options{})
+}
+
+func (b *graphBuilder) marshal(t testing.TB) []byte {
 	t.Helper()
 	data, err := proto.Marshal(&onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: &b.g,
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: proto.Int64(17)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Parse(data, "", Options{})
+	return data
 }
 
 func valueInfo(name string, elem int32, dims []int64) *onnxpb.ValueInfoProto {
@@ -128,15 +133,19 @@ func valueInfo(name string, elem int32, dims []int64) *onnxpb.ValueInfoProto {
 		TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(elem), Shape: sh}}}}
 }
 
-// TestShapeInferenceGraphs checks the signature inference gives small
-// graphs whose outputs declare no shape.
-func TestShapeInferenceGraphs(t *testing.T) {
-	tests := []struct {
-		name    string
-		b       *graphBuilder
-		wantIn  [][]int64
-		wantOut [][]int64
-	}{{
+// inferenceCase is a small graph whose outputs declare no shape, and the
+// signature inference must give it.
+type inferenceCase struct {
+	name    string
+	b       *graphBuilder
+	wantIn  [][]int64
+	wantOut [][]int64
+}
+
+// inferenceCases are the graphs of TestShapeInferenceGraphs, also the
+// bases FuzzShapeInference mutates.
+func inferenceCases() []inferenceCase {
+	return []inferenceCase{{
 		name: "MatMul fixes the input's inner dimension",
 		b: (&graphBuilder{}).input("X", -1, -1).floats("W", []int64{4, 3}).
 			node("MatMul", []string{"X", "W"}, []string{"H"}).node("Relu", []string{"H"}, []string{"Y"}).
@@ -200,7 +209,12 @@ func TestShapeInferenceGraphs(t *testing.T) {
 		wantIn:  [][]int64{{-1, 1}},
 		wantOut: [][]int64{{-1, 6}, {-1, 6}},
 	}}
-	for _, tt := range tests {
+}
+
+// TestShapeInferenceGraphs checks the signature inference gives small
+// graphs whose outputs declare no shape.
+func TestShapeInferenceGraphs(t *testing.T) {
+	for _, tt := range inferenceCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := tt.b.parse(t)
 			if err != nil {

@@ -24,13 +24,15 @@ import (
 // pkg/registry with its blobs in Dir/blobs and its manifests, which that
 // package keeps in memory, written to Dir/manifests and a journal
 // (Dir/manifests.jsonl) that Open replays, so pushed artifacts survive a
-// restart. It has no authentication: serve it on a loopback address or
-// behind a proxy that authenticates. Blob uploads are held in memory until
-// they complete (a pkg/registry limitation), so the largest upload bounds
-// its memory. Create it with Open; ServeHTTP is safe for concurrent use.
+// restart. Blob uploads stream to files in Dir/uploads (pkg/registry would
+// hold them in memory) and move into Dir/blobs once their digest checks.
+// It has no authentication: serve it on a loopback address or behind a
+// proxy that authenticates. Create it with Open; ServeHTTP is safe for
+// concurrent use.
 type Registry struct {
 	dir     string
 	h       http.Handler
+	up      *uploads
 	log     *slog.Logger
 	mu      sync.Mutex // orders manifest changes and their journal lines
 	journal *os.File
@@ -57,8 +59,12 @@ func Open(dir string, log *slog.Logger) (*Registry, error) {
 			return nil, err
 		}
 	}
+	up, err := newUploads(dir)
+	if err != nil {
+		return nil, err
+	}
 	r := &Registry{
-		dir: dir, log: log,
+		dir: dir, log: log, up: up,
 		h: ggcr.New(
 			ggcr.WithBlobHandler(ggcr.NewDiskBlobHandler(filepath.Join(dir, "blobs"))),
 			ggcr.Logger(slog.NewLogLogger(log.Handler(), slog.LevelDebug)),
@@ -154,6 +160,9 @@ func manifestTarget(path string) (repo, ref string, ok bool) {
 
 // ServeHTTP answers the OCI distribution API under /v2/.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if repo, id, ok := uploadTarget(req.URL.Path); ok && r.up.serve(w, req, repo, id) {
+		return
+	}
 	repo, ref, ok := manifestTarget(req.URL.Path)
 	if !ok || (req.Method != http.MethodPut && req.Method != http.MethodDelete) {
 		r.h.ServeHTTP(w, req)

@@ -18,13 +18,15 @@ import (
 // files make the same layer whenever and wherever they are packed.
 var epoch = time.Unix(0, 0).UTC()
 
-// writeLayer writes src as a gzip-compressed tar archive to w: entries in
+// writeLayer writes src as a gzip-compressed tar archive to w (at gzip's
+// fastest level: model weights hardly compress, and the better levels
+// take ten times as long on them for nothing): entries in
 // lexical order, directories before their contents, times, owners and
 // modes normalized (0755 directories and executables, 0644 other files).
 // Symbolic links and special files are refused; entries whose names start
 // with "." are left out.
 func writeLayer(w io.Writer, src Source) error {
-	zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,81 @@
+package registry
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestUploads drives the blob upload protocol by hand: chunked, monolithic,
+// a wrong digest, an out-of-order chunk and an unknown session.
+func TestUploads(t *testing.T) {
+	host, dir := newRegistry(t, nil)
+	base := "http://" + host
+	do := func(method, url string, body []byte, hdr ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	blob := bytes.Repeat([]byte("model weights "), 1000)
+	sum := sha256.Sum256(blob)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	stored := filepath.Join(dir, "blobs", "sha256", hex.EncodeToString(sum[:]))
+
+	// Chunked: POST, two PATCHes, PUT with the digest.
+	resp := do("POST", base+"/v2/m/blobs/uploads/", nil)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != 202 || !strings.HasPrefix(loc, "/v2/m/blobs/uploads/") {
+		t.Fatalf("POST = %d Location %q", resp.StatusCode, loc)
+	}
+	if r := do("PATCH", base+loc, blob[:5000], "Content-Range", "0-4999"); r.StatusCode != 202 || r.Header.Get("Range") != "0-4999" {
+		t.Fatalf("PATCH = %d Range %q", r.StatusCode, r.Header.Get("Range"))
+	}
+	if r := do("PATCH", base+loc, blob[5000:6000], "Content-Range", "0-999"); r.StatusCode != 416 {
+		t.Errorf("PATCH at the wrong offset = %d, want 416", r.StatusCode)
+	}
+	do("PATCH", base+loc, blob[5000:])
+	if r := do("PUT", base+loc+"?digest="+digest, nil); r.StatusCode != 201 || r.Header.Get("Docker-Content-Digest") != digest {
+		t.Fatalf("PUT = %d %v", r.StatusCode, r.Header)
+	}
+	if b, err := os.ReadFile(stored); err != nil || !bytes.Equal(b, blob) {
+		t.Fatalf("stored blob: %v", err)
+	}
+	if r := do("GET", base+"/v2/m/blobs/"+digest, nil); r.StatusCode != 200 {
+		t.Errorf("GET blob = %d", r.StatusCode)
+	}
+	os.Remove(stored)
+
+	// Monolithic POST, then a wrong digest.
+	if r := do("POST", base+"/v2/m/blobs/uploads/?digest="+digest, blob); r.StatusCode != 201 {
+		t.Errorf("monolithic POST = %d", r.StatusCode)
+	}
+	os.Remove(stored)
+	bad := "sha256:" + strings.Repeat("0", 64)
+	if r := do("POST", base+"/v2/m/blobs/uploads/?digest="+bad, blob); r.StatusCode != 400 {
+		t.Errorf("upload with a wrong digest = %d, want 400", r.StatusCode)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", strings.Repeat("0", 64))); err == nil {
+		t.Error("a blob with a wrong digest was stored")
+	}
+	if r := do("PATCH", base+"/v2/m/blobs/uploads/nope", blob); r.StatusCode != 404 {
+		t.Errorf("PATCH of an unknown upload = %d, want 404", r.StatusCode)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "uploads")); len(left) != 0 {
+		t.Errorf("finished uploads left files: %v", left)
+	}
+}

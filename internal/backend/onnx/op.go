@@ -191,6 +191,7 @@ func DefaultOps() *OpSet {
 		seqOps(),
 		textOps(),
 		causalConvOps(),
+		linearAttentionOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

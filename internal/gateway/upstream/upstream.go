@@ -238,7 +238,8 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 			return fail(fmt.Errorf("upstream: bad Content-Length %q", resp.Header.Get("Content-Length")))
 		}
 		resp.ContentLength = n
-		b.r = io.LimitReader(pc.br, n)
+		b.lr = io.LimitedReader{R: pc.br, N: n}
+		b.r = &b.lr
 	default: // until the connection closes
 		b.keep = false
 		b.r = pc.br
@@ -308,6 +309,7 @@ func (pc *pconn) writeRequest(req *http.Request) error {
 type bodyReader struct {
 	pc      *pconn
 	r       io.Reader
+	lr      io.LimitedReader // r, for a body of known length
 	stop    func() bool
 	keep    bool
 	done    bool

@@ -153,7 +153,9 @@ func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
 // Apply creates d, or updates the stored object of its name with d's spec,
 // labels and annotations (keeping shoal's own annotations, and recording
 // the previous spec when the revision changes). d must be defaulted and
-// valid.
+// valid. A traffic split or mirror naming a revision that is neither the
+// new spec's nor the previous one is refused with an error wrapping
+// ErrBadRequest.
 //
 // The control plane writes status at any time, which changes the stored
 // resourceVersion: Apply reads and writes again (a few times) when its
@@ -170,6 +172,9 @@ func Apply(s *store.Store, d v1alpha1.ModelDeployment) (v1alpha1.ModelDeployment
 func applyOnce(s *store.Store, d v1alpha1.ModelDeployment) (v1alpha1.ModelDeployment, error) {
 	old, err := s.Get(d.Metadata.Name)
 	if errors.Is(err, store.ErrNotFound) {
+		if err := d.ValidateTraffic(knownRevisions(&d)); err != nil {
+			return d, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
 		return s.Create(d)
 	}
 	if err != nil {
@@ -206,6 +211,9 @@ func update(s *store.Store, old v1alpha1.ModelDeployment, change func(*v1alpha1.
 			return n, err
 		}
 		n.Metadata.Annotations[AnnotationPreviousSpec] = string(raw)
+	}
+	if err := n.ValidateTraffic(knownRevisions(&n)); err != nil {
+		return n, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	return s.Update(n)
 }

@@ -110,7 +110,8 @@ func previousSpec(d *v1alpha1.ModelDeployment) (*v1alpha1.ModelDeploymentSpec, s
 // previous revision has some.
 func (c *Controller) canaryFor(ctx context.Context, d *v1alpha1.ModelDeployment, st *deployState, reps []Replica, now time.Time) *canaryState {
 	cur := RevisionName(d)
-	if d.Spec.Rollout.Strategy != "canary" {
+	if d.Spec.Rollout.Strategy != "canary" || len(d.Spec.Traffic.Split) > 0 {
+		// A pinned split replaces the canary.
 		st.canary = nil
 		return nil
 	}

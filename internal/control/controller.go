@@ -265,13 +265,18 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 		st := c.state(&d, reps)
 		c.noteReady(name, st, reps, now)
 		paused := d.Metadata.Annotations[AnnotationPaused] == "true"
-		cs := c.canaryFor(ctx, &d, st, reps, now)
+		tr := trafficOf(&d)
+		cs := c.canaryFor(ctx, &d, st, tr.others(reps), now)
 		var out planOutput
-		if cs.active() {
-			out.Actions = canaryPlan(cs, reps, st.desired)
-		} else {
-			out = plan(planInput{Now: now, Deployment: d, Replicas: reps, Desired: st.desired, Progressed: st.progressed, Paused: paused})
-			c.noteRolling(&d, st, out, reps, now)
+		switch {
+		case tr.pinned():
+			out.Actions = tr.pinnedPlan(tr.targets(st.desired), reps)
+		case cs.active():
+			out.Actions = append(canaryPlan(cs, tr.others(reps), st.desired), tr.mirrorPlan(reps, st.desired)...)
+		default:
+			out = plan(planInput{Now: now, Deployment: d, Replicas: tr.others(reps), Desired: st.desired, Progressed: st.progressed, Paused: paused})
+			out.Actions = append(out.Actions, tr.mirrorPlan(reps, st.desired)...)
+			c.noteRolling(&d, st, out, tr.others(reps), now)
 		}
 		prevSpec, prevRev := previousSpec(&d)
 		keep := reps
@@ -302,10 +307,14 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 				}
 			}
 		}
-		m, pct := routes(keep)
-		if cs.active() {
-			m, pct = canaryRoutes(cs, keep)
+		m, pct := routes(tr.others(keep))
+		switch {
+		case tr.pinned():
+			m, pct = tr.pinnedRoutes(keep)
+		case cs.active():
+			m, pct = canaryRoutes(cs, tr.others(keep))
 		}
+		tr.addMirror(&m, pct, keep)
 		table.Models[name] = m
 		c.writeStatus(d, keep, st.desired, pct, out, cs, now)
 	}
@@ -429,14 +438,14 @@ func (c *Controller) autoscale() {
 		st := c.state(&d, reps)
 		s := stats[name]
 		cur := RevisionName(&d)
+		tr := trafficOf(&d)
 		ready, rolling := 0, false
 		for _, r := range reps {
-			if r.Deployment != name {
-				continue
-			}
-			if r.Revision != cur {
+			switch {
+			case r.Deployment != name:
+			case !tr.serving(r.Revision):
 				rolling = true
-			} else if r.Ready {
+			case r.Ready && r.Revision != tr.mirror && (tr.pinned() || r.Revision == cur):
 				ready++
 			}
 		}

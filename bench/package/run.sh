@@ -14,7 +14,9 @@
 # 3. times `docker load` once, then RUNS times: starts the image with
 #    `docker run -d -p 127.0.0.1:PORT:8080` and polls an iris prediction
 #    with curl (every ~10 ms) until the first 200; it reports the time from
-#    invoking `docker run` to that 200, and removes the container.
+#    invoking `docker run` to that 200, split at the container's
+#    State.StartedAt into the engine's part and shoal's part, and removes
+#    the container.
 #
 # It prints a markdown table of medians, minimums and maximums, and removes
 # the image it loaded. Environment: RUNS (5), PORT (18480).
@@ -70,7 +72,7 @@ if docker version >/dev/null 2>&1; then
 	load_ms=$(($(now_ms) - t0))
 	img_bytes=$(docker image inspect --format '{{.Size}}' "$tag")
 	req='{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
-	firsts=()
+	firsts=() engine=() served=()
 	for i in $(seq "$RUNS"); do
 		t0=$(now_ms)
 		cid=$(docker run -d -p "127.0.0.1:$PORT:8080" "$tag")
@@ -83,15 +85,23 @@ if docker version >/dev/null 2>&1; then
 			sleep 0.01
 		done
 		t1=$(now_ms)
+		started=$(docker inspect --format '{{.State.StartedAt}}' "$cid")
+		ts=$(($(date -d "$started" +%s%N) / 1000000))
 		firsts+=($((t1 - t0)))
-		echo "docker run -> first prediction $i: $((t1 - t0)) ms" >&2
+		engine+=($((ts - t0)))
+		served+=($((t1 - ts)))
+		echo "docker run -> first prediction $i: $((t1 - t0)) ms (container started after $((ts - t0)) ms)" >&2
 		docker rm -f "$cid" >/dev/null
 		cid=""
 	done
 	read -r fm fmin fmax <<<"$(stats "${firsts[@]}")"
+	read -r em emin emax <<<"$(stats "${engine[@]}")"
+	read -r sm smin smax <<<"$(stats "${served[@]}")"
 	run_rows="| docker load of the tarball | $load_ms ms (once) |
 | image size once loaded (docker image inspect) | $(mib "$img_bytes") MiB |
-| docker run -> first prediction (median, min-max of $RUNS) | $fm ms ($fmin-$fmax) |"
+| docker run -> first prediction (median, min-max of $RUNS) | $fm ms ($fmin-$fmax) |
+| of which: docker run -> container started (State.StartedAt) | $em ms ($emin-$emax) |
+| of which: container started -> first prediction | $sm ms ($smin-$smax) |"
 else
 	run_rows="| docker run -> first prediction | not measured: no Docker engine answers |"
 fi

@@ -58,6 +58,11 @@ type Config struct {
 	// parts of at most MaxBatchSize rows (the model must declare
 	// backend.Batching.Split). False runs such a request alone, whole.
 	Split bool
+	// Arriving, when set, reports how many requests are on their way to
+	// Do (read by the server, not yet queued), for Policy.WaitForArriving.
+	// It is called with the Batcher's lock held and must be cheap. Nil
+	// means 0.
+	Arriving func() int
 	// OnBatch, when set, is called after each execution with its rows and
 	// duration (for metrics). It must not block.
 	OnBatch func(rows int, took time.Duration)
@@ -291,6 +296,13 @@ func (b *Batcher) drop(es []*entry) {
 	b.wake()
 }
 
+func (b *Batcher) arriving() int {
+	if b.cfg.Arriving == nil {
+		return 0
+	}
+	return b.cfg.Arriving()
+}
+
 // runsAlone reports whether it, admitted at now into an empty queue, would
 // be dispatched at once, alone, by Decide: then handing it to the Run
 // goroutine and back would only add two goroutine switches. b.mu must be
@@ -299,7 +311,7 @@ func (b *Batcher) runsAlone(it Item, now time.Time) bool {
 	if len(b.state.Queue) > 0 || len(b.state.Running) >= b.cfg.executions() {
 		return false
 	}
-	s := State{Queue: []Item{it}, Running: b.state.Running, Latency: b.state.Latency}
+	s := State{Queue: []Item{it}, Running: b.state.Running, Latency: b.state.Latency, Arriving: b.arriving()}
 	d := Decide(&b.cfg.Policy, &s, now)
 	return d.Batch == 1 && len(d.Expire) == 0
 }
@@ -379,6 +391,7 @@ func (b *Batcher) step() (wake time.Time, dispatched bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
+	b.state.Arriving = b.arriving()
 	d := Decide(&b.cfg.Policy, &b.state, now)
 	for _, i := range slices.Backward(d.Expire) {
 		b.entries[i].done <- partResult{err: &RejectError{Reason: Deadline}}

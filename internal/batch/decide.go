@@ -25,6 +25,11 @@ type Policy struct {
 	MaxQueueSize int
 	// Executions is how many batches may run at once. Zero means 1.
 	Executions int
+	// WaitForArriving, when set, makes a batch that is not full wait (up
+	// to MaxQueueDelay) only while State.Arriving is positive: with no
+	// request on its way, waiting cannot grow the batch, so it runs at
+	// once. False waits MaxQueueDelay whatever comes.
+	WaitForArriving bool
 }
 
 func (p *Policy) executions() int { return max(p.Executions, 1) }
@@ -66,6 +71,9 @@ type State struct {
 	Running []time.Time
 	// Latency is the backend's latency model.
 	Latency Latency
+	// Arriving is how many requests are on their way to the queue (the
+	// server has begun to read them); see Policy.WaitForArriving.
+	Arriving int
 }
 
 // Insert returns the position at which it goes in the service order of
@@ -137,6 +145,9 @@ func Decide(p *Policy, s *State, now time.Time) Decision {
 			// the item still finishes in time.
 			due = earliest(due, it.Deadline.Add(-full-1))
 		}
+	}
+	if p.WaitForArriving && s.Arriving <= 0 {
+		due = now // nothing is coming that could join the batch
 	}
 	dispatch := n < len(queue) || rows >= p.MaxBatchSize || !now.Before(due)
 	if len(p.PreferredBatchSizes) > 0 && rows >= slices.Max(p.PreferredBatchSizes) {

@@ -106,6 +106,8 @@ func (sc *scenario) exec(cmd string) ([]string, error) {
 				sc.p.MaxQueueSize, err = strconv.Atoi(v)
 			case "executions":
 				sc.p.Executions, err = strconv.Atoi(v)
+			case "wait_for_arriving":
+				sc.p.WaitForArriving, err = strconv.ParseBool(v)
 			case "preferred":
 				for s := range strings.SplitSeq(v, ",") {
 					n, err := strconv.Atoi(s)
@@ -208,6 +210,13 @@ func (sc *scenario) exec(cmd string) ([]string, error) {
 				return res, nil
 			}
 		}
+	case "arriving":
+		if len(f) != 2 {
+			return nil, fmt.Errorf("want: arriving N")
+		}
+		n, err := strconv.Atoi(f[1])
+		sc.s.Arriving = n
+		return nil, err
 	case "finish":
 		if len(sc.batches) == 0 {
 			return nil, fmt.Errorf("nothing running")

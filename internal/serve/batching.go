@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-ml/shoal/internal/backend"
@@ -36,6 +37,12 @@ type BatchingConfig struct {
 	// DefaultTimeout is the deadline of a request that sets no "timeout"
 	// parameter. Zero means the server's default (Config.DefaultTimeout).
 	DefaultTimeout Duration `json:"default_timeout,omitempty"`
+	// WaitForArriving makes a batch that is not full wait (up to
+	// MaxQueueDelay) only while REST requests for the model are being read:
+	// with none on its way, waiting cannot grow the batch, so it runs at
+	// once, and a lone request at low load pays no delay. False waits
+	// MaxQueueDelay whatever comes.
+	WaitForArriving bool `json:"wait_for_arriving,omitempty"`
 	// PriorityLevels is how many values the request parameter "priority"
 	// may take: 1 (served first) to PriorityLevels; a request without it
 	// gets the lowest. Zero means 1.
@@ -122,7 +129,9 @@ func (s *Server) newBatcher(v *version, bc *BatchingConfig, executions int) (*ve
 			PreferredBatchSizes: bc.PreferredBatchSizes,
 			MaxQueueSize:        bc.MaxQueueSize,
 			Executions:          executions,
+			WaitForArriving:     bc.WaitForArriving,
 		},
+		Arriving:       s.arrivingCounter(v.name),
 		PriorityLevels: bc.PriorityLevels,
 		Split:          bm.Batching().Split,
 		OnBatch: func(rows int, took time.Duration) {
@@ -139,6 +148,32 @@ func (s *Server) newBatcher(v *version, bc *BatchingConfig, executions int) (*ve
 		b.Run(ctx)
 	}()
 	return vb, nil
+}
+
+// arrivingCounter returns the count of the model's REST requests being
+// read, as batch.Config.Arriving wants it, creating the counter.
+func (s *Server) arrivingCounter(name string) func() int {
+	c, _ := s.arriving.LoadOrStore(name, new(atomic.Int64))
+	n := c.(*atomic.Int64)
+	return func() int { return int(n.Load()) }
+}
+
+// arrive counts a REST request for model as being read, if the model
+// batches, until the returned func is called (once or more).
+func (s *Server) arrive(model string) (arrived func()) {
+	c, ok := s.arriving.Load(model)
+	if !ok {
+		return func() {}
+	}
+	n := c.(*atomic.Int64)
+	n.Add(1)
+	done := false
+	return func() {
+		if !done {
+			done = true
+			n.Add(-1)
+		}
+	}
 }
 
 // close stops the batcher and waits for its executions.

@@ -62,7 +62,7 @@ func TestBatchingConfig(t *testing.T) {
 		wantErr    string // empty: loads
 	}{
 		{"minimal", "format: batchecho\ninputs: [{name: x, datatype: FP32, shape: [-1, 3]}]\nbatching: {max_batch_size: 8}\n", ""},
-		{"full", "format: batchecho\ninputs: [{name: x, datatype: FP32, shape: [-1, 3]}]\nbatching: {max_batch_size: 8, max_queue_delay: 2ms, preferred_batch_sizes: [4, 8], max_queue_size: 64, default_timeout: 1s, priority_levels: 2}\nmax_concurrency: 2\n", ""},
+		{"full", "format: batchecho\ninputs: [{name: x, datatype: FP32, shape: [-1, 3]}]\nbatching: {max_batch_size: 8, max_queue_delay: 2ms, preferred_batch_sizes: [4, 8], max_queue_size: 64, default_timeout: 1s, priority_levels: 2, wait_for_arriving: true}\nmax_concurrency: 2\n", ""},
 		{"backend cannot batch", "format: echo\ninputs: [{name: x, datatype: FP32, shape: [-1, 3]}]\nbatching: {max_batch_size: 8}\n", "does not declare that it can batch"},
 		{"no size", "format: batchecho\ninputs: [{name: x, datatype: FP32, shape: [-1, 3]}]\nbatching: {max_queue_delay: 1ms}\n", "max_batch_size must be at least 1"},
 		{"bad duration", "format: batchecho\ninputs: [{name: x, datatype: FP32, shape: [-1, 3]}]\nbatching: {max_batch_size: 8, max_queue_delay: 5}\n", "duration"},
@@ -99,11 +99,11 @@ func TestBatchingConfig(t *testing.T) {
 // many rows take other kernel paths than those of one row).
 func TestBatchingBitForBit(t *testing.T) {
 	for _, tc := range []struct {
-		name, src, file, input string
-		width                  int
+		name, src, file, input, batching string
+		width                            int
 	}{
-		{"xgboost", filepath.Join("..", "backend", "xgboost", "testdata", "gbtree_multi_softprob.json"), "model.json", "input", 4},
-		{"onnx-mlp", filepath.Join("..", "..", "bench", "batch", "mlp.onnx"), "model.onnx", "input", 64},
+		{"xgboost", filepath.Join("..", "backend", "xgboost", "testdata", "gbtree_multi_softprob.json"), "model.json", "input", "max_batch_size: 32, max_queue_delay: 2ms", 4},
+		{"onnx-mlp", filepath.Join("..", "..", "bench", "batch", "mlp.onnx"), "model.onnx", "input", "max_batch_size: 32, max_queue_delay: 2ms, wait_for_arriving: true", 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, err := os.ReadFile(tc.src)
@@ -113,7 +113,7 @@ func TestBatchingBitForBit(t *testing.T) {
 			dir := t.TempDir()
 			writeFile(t, dir, "plain/1/"+tc.file, string(src))
 			writeFile(t, dir, "batched/1/"+tc.file, string(src))
-			writeFile(t, dir, "batched/model.yaml", "batching: {max_batch_size: 32, max_queue_delay: 2ms}\n")
+			writeFile(t, dir, "batched/model.yaml", "batching: {"+tc.batching+"}\n")
 			ts := start(t, Config{Repository: dir, Loaders: batchLoaders(nil)})
 
 			const clients, perClient = 64, 6

@@ -230,6 +230,8 @@ func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) inferHandler(w http.ResponseWriter, r *http.Request) error {
+	arrived := s.arrive(r.PathValue("model"))
+	defer arrived()
 	buf, err := s.readBody(w, r)
 	if err != nil {
 		return err
@@ -246,6 +248,7 @@ func (s *Server) inferHandler(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req.ModelName, req.ModelVersion = r.PathValue("model"), r.PathValue("version")
+	arrived()
 	resp, err := s.Infer(r.Context(), req)
 	if err != nil {
 		return err

@@ -60,6 +60,8 @@ type Server struct {
 
 	loadMu sync.Mutex
 	locks  map[string]*sync.Mutex // per model: serialises Load and Unload
+
+	arriving sync.Map // model name -> *atomic.Int64, REST requests being read (batching.go)
 }
 
 // model is one model name: its serving versions and load status. Guarded by

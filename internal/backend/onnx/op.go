@@ -192,6 +192,7 @@ func DefaultOps() *OpSet {
 		textOps(),
 		causalConvOps(),
 		linearAttentionOps(),
+		deformConvOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

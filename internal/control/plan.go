@@ -209,10 +209,13 @@ func status(now time.Time, d v1alpha1.ModelDeployment, replicas []Replica, desir
 	ready := revs[cur].ReadyReplicas
 	cond := v1alpha1.Condition{Type: "Ready", Status: "False", Reason: "ReplicasNotReady",
 		Message: fmt.Sprintf("%d of %d replicas of %s ready", ready, desired, cur)}
+	// Other revisions are old ones being replaced, unless spec.traffic
+	// keeps them.
+	settled := len(revs) == 1 || len(d.Spec.Traffic.Split) > 0 || d.Spec.Traffic.Mirror != nil
 	switch {
 	case desired == 0 && len(revs) == 1:
 		cond.Status, cond.Reason, cond.Message = "True", "ScaledToZero", "no replicas; the gateway holds requests and scales from zero"
-	case int(ready) >= desired && len(revs) == 1:
+	case int(ready) >= desired && settled:
 		cond.Status, cond.Reason = "True", "ReplicasReady"
 	}
 	st.Conditions = append(st.Conditions, carryTime(d.Status.Conditions, cond, now))

@@ -160,7 +160,8 @@ func manifestTarget(path string) (repo, ref string, ok bool) {
 
 // ServeHTTP answers the OCI distribution API under /v2/.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if repo, id, ok := uploadTarget(req.URL.Path); ok && r.up.serve(w, req, repo, id) {
+	if repo, id, ok := uploadTarget(req.URL.Path); ok {
+		r.up.serve(w, req, repo, id)
 		return
 	}
 	repo, ref, ok := manifestTarget(req.URL.Path)

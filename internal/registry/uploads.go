@@ -66,35 +66,43 @@ func uploadTarget(path string) (repo, id string, ok bool) {
 	return p[:i], rest, true
 }
 
-// serve answers an upload request; it reports false for requests it
-// leaves to pkg/registry (cross-repository mounts).
-func (u *uploads) serve(w http.ResponseWriter, req *http.Request, repo, id string) bool {
+// serve answers an upload request.
+func (u *uploads) serve(w http.ResponseWriter, req *http.Request, repo, id string) {
 	q := req.URL.Query()
 	switch {
-	case id == "" && req.Method == http.MethodPost && q.Get("mount") != "":
-		return false
 	case id == "" && req.Method == http.MethodPost:
+		// Blobs are stored once for every repository: a mount of one
+		// that is there succeeds; any other starts an upload.
+		if h, err := v1.NewHash(q.Get("mount")); err == nil && h.Algorithm == "sha256" {
+			if _, err := os.Stat(filepath.Join(u.dir, "blobs", h.Algorithm, h.Hex)); err == nil {
+				w.Header().Set("Docker-Content-Digest", h.String())
+				w.Header().Set("Location", "/v2/"+repo+"/blobs/"+h.String())
+				w.Header().Set("Content-Length", "0")
+				w.WriteHeader(http.StatusCreated)
+				return
+			}
+		}
 		s, id, err := u.start(repo)
 		if err != nil {
 			writeRegistryError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
-			return true
+			return
 		}
 		if d := q.Get("digest"); d != "" { // monolithic upload
 			u.finish(w, req, s, id, d)
-			return true
+			return
 		}
-		s.accepted(w, repo, id)
-		return true
+		s.status(w, repo, id, http.StatusAccepted)
+		return
 	case id == "":
 		writeRegistryError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", req.Method+" of an upload without a session")
-		return true
+		return
 	}
 	u.mu.Lock()
 	s := u.sessions[id]
 	u.mu.Unlock()
 	if s == nil || s.repo != repo {
 		writeRegistryError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "upload "+id+" unknown")
-		return true
+		return
 	}
 	switch req.Method {
 	case http.MethodGet:
@@ -108,13 +116,13 @@ func (u *uploads) serve(w http.ResponseWriter, req *http.Request, repo, id strin
 			start, _, _ := strings.Cut(cr, "-")
 			if n, err := strconv.ParseInt(start, 10, 64); err != nil || n != s.n {
 				writeRegistryError(w, http.StatusRequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID", fmt.Sprintf("Content-Range %q: the upload has %d bytes", cr, s.n))
-				return true
+				return
 			}
 		}
 		if err := s.write(req.Body); err != nil {
 			u.drop(id)
 			writeRegistryError(w, http.StatusInternalServerError, "BLOB_UPLOAD_INVALID", err.Error())
-			return true
+			return
 		}
 		s.status(w, repo, id, http.StatusAccepted)
 	case http.MethodPut:
@@ -125,7 +133,6 @@ func (u *uploads) serve(w http.ResponseWriter, req *http.Request, repo, id strin
 	default:
 		writeRegistryError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", req.Method+" of an upload")
 	}
-	return true
 }
 
 func (u *uploads) start(repo string) (*session, string, error) {
@@ -197,10 +204,6 @@ func (s *session) write(r io.Reader) error {
 	n, err := io.Copy(io.MultiWriter(s.f, s.h), r)
 	s.n += n
 	return err
-}
-
-func (s *session) accepted(w http.ResponseWriter, repo, id string) {
-	s.status(w, repo, id, http.StatusAccepted)
 }
 
 func (s *session) status(w http.ResponseWriter, repo, id string, code int) {

@@ -72,6 +72,19 @@ func TestUploads(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", strings.Repeat("0", 64))); err == nil {
 		t.Error("a blob with a wrong digest was stored")
 	}
+	// A mount of a stored blob into another repository, and of a missing one.
+	do("POST", base+"/v2/m/blobs/uploads/?digest="+digest, blob)
+	if r := do("POST", base+"/v2/other/blobs/uploads/?mount="+digest+"&from=m", nil); r.StatusCode != 201 {
+		t.Errorf("mount of a stored blob = %d, want 201", r.StatusCode)
+	}
+	if r := do("HEAD", base+"/v2/other/blobs/"+digest, nil); r.StatusCode != 200 {
+		t.Errorf("HEAD of the mounted blob = %d", r.StatusCode)
+	}
+	r := do("POST", base+"/v2/other/blobs/uploads/?mount="+bad+"&from=m", nil)
+	if r.StatusCode != 202 {
+		t.Fatalf("mount of a missing blob = %d, want 202 (an upload)", r.StatusCode)
+	}
+	do("DELETE", base+r.Header.Get("Location"), nil)
 	if r := do("PATCH", base+"/v2/m/blobs/uploads/nope", blob); r.StatusCode != 404 {
 		t.Errorf("PATCH of an unknown upload = %d, want 404", r.StatusCode)
 	}

@@ -193,6 +193,7 @@ func DefaultOps() *OpSet {
 		causalConvOps(),
 		linearAttentionOps(),
 		deformConvOps(),
+		flexAttentionOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

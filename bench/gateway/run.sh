@@ -27,7 +27,9 @@
 # names. Client, gateway and replica share the machine's cores.
 #
 # Environment: REPEAT (3), DURATION (5s), WARMUP (1s), RATE (0: half the
-# capacity), OVERLOAD (2), PORT (18090).
+# capacity), OVERLOAD (2), PORT (18090), PIN (0; 1: with taskset, the load
+# generator on CPU 0 and the servers on the other CPUs, so the generator
+# does not take the servers' core).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -37,6 +39,16 @@ WARMUP=${WARMUP:-1s}
 RATE=${RATE:-0}
 OVERLOAD=${OVERLOAD:-2}
 PORT=${PORT:-18090}
+PIN=${PIN:-0}
+GEN=() SRV=()
+if [ "$PIN" = 1 ]; then
+	NCPU=$(nproc)
+	if [ "$NCPU" -lt 2 ] || ! command -v taskset >/dev/null; then
+		echo "PIN=1 needs taskset and 2 CPUs or more" >&2
+		exit 1
+	fi
+	GEN=(taskset -c 0) SRV=(taskset -c "1-$((NCPU - 1))")
+fi
 RP=$PORT GP=$((PORT + 1)) BP=$((PORT + 2)) OP=$((PORT + 3))
 
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/shoal-gateway-bench.XXXXXX")
@@ -67,7 +79,7 @@ wait_ready() { # URL
 	return 1
 }
 
-"$BIN/shoal" serve -http 127.0.0.1:$RP -grpc '' -log-level warn examples/models &
+"${SRV[@]}" "$BIN/shoal" serve -http 127.0.0.1:$RP -grpc '' -log-level warn examples/models &
 RPID=$!; pids+=($RPID)
 cat >"$OUT/routes.yaml" <<YAML
 models:
@@ -86,18 +98,18 @@ models:
         weight: 1
         replicas: [{http: "127.0.0.1:$RP"}]
 YAML
-"$BIN/shoal" gateway -routes "$OUT/routes.yaml" -http 127.0.0.1:$GP -grpc '' -log-level warn &
+"${SRV[@]}" "$BIN/shoal" gateway -routes "$OUT/routes.yaml" -http 127.0.0.1:$GP -grpc '' -log-level warn &
 GPID=$!; pids+=($GPID)
-"$BIN/shoal" gateway -routes "$OUT/overload.yaml" -http 127.0.0.1:$OP -grpc '' -queue 32 -log-level warn &
+"${SRV[@]}" "$BIN/shoal" gateway -routes "$OUT/overload.yaml" -http 127.0.0.1:$OP -grpc '' -queue 32 -log-level warn &
 OPID=$!; pids+=($OPID)
-"$BIN/bare" -addr 127.0.0.1:$BP &
+"${SRV[@]}" "$BIN/bare" -addr 127.0.0.1:$BP &
 BPID=$!; pids+=($BPID)
 wait_ready http://127.0.0.1:$RP/v2/health/ready
 wait_ready http://127.0.0.1:$GP/v2/health/ready
 wait_ready http://127.0.0.1:$OP/v2/health/ready
 sleep 0.2
 
-L() { "$BIN/load" -body "$BODY" -d "$DURATION" -warmup "$WARMUP" "$@"; }
+L() { "${GEN[@]}" "$BIN/load" -body "$BODY" -d "$DURATION" -warmup "$WARMUP" "$@"; }
 
 echo "capacity (closed loop, c=32): replica direct, then through the gateway" >&2
 L -url http://127.0.0.1:$RP$PATHQ -c 32 -label capacity-direct >"$OUT/capacity-direct.json"

@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGatewayAndTLSUsage(t *testing.T) {
+	cases := []struct {
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{[]string{"gateway"}, 2, "give one of -routes FILE and -control URL"},
+		{[]string{"gateway", "-routes", "r.yaml", "-control", "http://127.0.0.1:1"}, 2, "give one of"},
+		{[]string{"gateway", "-control", "ftp://127.0.0.1:1"}, 2, "want http(s)://HOST:PORT"},
+		{[]string{"gateway", "-control", "http://127.0.0.1:1", "-replica-cert", "c.pem"}, 2, "need -replica-ca"},
+		{[]string{"gateway", "-control", "http://127.0.0.1:1", "-replica-ca", "/definitely/not/here"}, 1, "no such file"},
+		{[]string{"gateway", "-control", "http://127.0.0.1:1", "-tls-cert", "c.pem"}, 2, "go together"},
+		{[]string{"serve", "-tls-key", "k.pem"}, 2, "go together"},
+		{[]string{"serve", "-tls-client-ca", "ca.pem"}, 2, "needs -tls-cert"},
+	}
+	for _, c := range cases {
+		var stderr bytes.Buffer
+		if code := Run(context.Background(), c.args, io.Discard, &stderr); code != c.code || !strings.Contains(stderr.String(), c.inStderr) {
+			t.Errorf("Run(%q) = %d, stderr %q; want %d and %q", c.args, code, stderr.String(), c.code, c.inStderr)
+		}
+	}
+}
+
+// TestTLSFiles writes a CA, a server and a client certificate as PEM
+// files and checks that serverTLS and clientTLS read them into
+// configurations that complete a mutual-TLS handshake, and that a client
+// without its certificate is refused.
+func TestTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	caFile := write("ca.pem", "CERTIFICATE", caDER)
+	leaf := func(name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+			DNSNames: []string{name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "PRIVATE KEY", kder)
+	}
+	sCert, sKey := leaf("replica", x509.ExtKeyUsageServerAuth)
+	cCert, cKey := leaf("gateway", x509.ExtKeyUsageClientAuth)
+
+	srv, err := serverTLS(sCert, sKey, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handshake := func(cli *tls.Config) error {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		done := make(chan error, 1)
+		go func() {
+			s := tls.Server(a, srv)
+			err := s.Handshake()
+			s.Close() // close_notify: the client's read below ends
+			done <- err
+		}()
+		cli.ServerName = "replica"
+		c := tls.Client(b, cli)
+		cerr := c.Handshake()
+		if cerr == nil { // TLS 1.3: the server judges the client certificate after the client is done
+			_, cerr = c.Read(make([]byte, 1))
+			if cerr == io.EOF {
+				cerr = nil
+			}
+		}
+		b.Close()
+		if serr := <-done; serr != nil {
+			return serr
+		}
+		return cerr
+	}
+	withCert, err := clientTLS(caFile, cCert, cKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(withCert); err != nil {
+		t.Errorf("mutual TLS handshake: %v", err)
+	}
+	withoutCert, err := clientTLS(caFile, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(withoutCert); err == nil {
+		t.Errorf("a client without a certificate was accepted")
+	}
+	if _, err := clientTLS(sKey, "", ""); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("clientTLS(a key file as CA) = %v, want a no-certificate error", err)
+	}
+}

@@ -65,7 +65,15 @@ type Config struct {
 	// replica goes away, so the caller can reconcile at once instead of at
 	// its next tick. Nil means nobody is told.
 	OnChange func()
+	// OnEvent, when set, is told (from any goroutine, without locks held)
+	// what happened to a replica that its deployment's events should
+	// show: today, ReasonMemoryLimitExceeded. Nil means nobody is told.
+	OnEvent func(deployment, reason, message string)
 }
+
+// ReasonMemoryLimitExceeded is the OnEvent reason of a replica killed for
+// a resident set above its Spec.Memory.
+const ReasonMemoryLimitExceeded = "MemoryLimitExceeded"
 
 func (c *Config) validate() error {
 	if c.StateDir == "" {
@@ -96,6 +104,9 @@ func (c *Config) validate() error {
 	if c.OnChange == nil {
 		c.OnChange = func() {}
 	}
+	if c.OnEvent == nil {
+		c.OnEvent = func(string, string, string) {}
+	}
 	return nil
 }
 
@@ -117,13 +128,15 @@ type Backend struct {
 }
 
 type entry struct {
-	rec     Replica
-	sup     *procsup.Supervisor // nil when adopted
-	cancel  context.CancelFunc  // ends an adopted replica's health polling
-	done    chan struct{}       // closed when that polling has returned
-	ready   bool                // adopted only
-	gone    bool                // adopted only: the process exited
-	stopped bool                // Stop was called
+	rec      Replica
+	memLimit int64               // bytes; 0 for none
+	memStop  context.CancelFunc  // ends the memory watch; nil without a limit
+	sup      *procsup.Supervisor // nil when adopted
+	cancel   context.CancelFunc  // ends an adopted replica's health polling
+	done     chan struct{}       // closed when that polling has returned
+	ready    bool                // adopted only
+	gone     bool                // adopted only: the process exited
+	stopped  bool                // Stop was called
 }
 
 // New validates cfg, creates the state directory and adopts the replicas
@@ -149,10 +162,11 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
-		var rec Replica
+		var stored record
 		if err == nil {
-			err = json.Unmarshal(raw, &rec)
+			err = json.Unmarshal(raw, &stored)
 		}
+		rec := stored.Replica
 		if err != nil || rec.ID == "" || rec.PID <= 0 {
 			cfg.Logger.Warn("replica record unreadable; removed", "file", f, "err", err)
 			os.Remove(f)
@@ -176,8 +190,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			continue
 		}
 		rec.Adopted, rec.Ready = true, true
-		e := &entry{rec: rec, ready: true}
+		e := &entry{rec: rec, ready: true, memLimit: stored.MemoryLimit}
 		b.watchAdopted(e)
+		b.watchMemory(e)
 		b.replicas[rec.ID] = e
 		cfg.Logger.Info("replica adopted", "replica", rec.ID, "revision", rec.Revision, "pid", rec.PID, "http", rec.HTTP)
 	}
@@ -212,7 +227,7 @@ func (b *Backend) Start(s Spec) (Replica, error) {
 	cmd := procsup.Command{
 		Path: "/bin/sh",
 		Args: append([]string{"-c", `exec "$0" "$@" >>"$SHOAL_REPLICA_LOG" 2>&1`, b.cfg.Executable}, args...),
-		Env:  append(slices.Clone(s.Env), "SHOAL_REPLICA_LOG="+logPath),
+		Env:  append(append(slices.Clone(s.Env), limitEnv(s)...), "SHOAL_REPLICA_LOG="+logPath),
 	}
 	rec := Replica{ID: id, Deployment: s.Deployment, Revision: s.Revision, HTTP: httpAddr, GRPC: grpcAddr, Started: time.Now().UTC()}
 	sup, err := procsup.Supervise(procsup.Config{
@@ -226,7 +241,8 @@ func (b *Backend) Start(s Spec) (Replica, error) {
 	if err != nil {
 		return Replica{}, err
 	}
-	e := &entry{rec: rec, sup: sup}
+	e := &entry{rec: rec, sup: sup, memLimit: s.Memory}
+	b.watchMemory(e)
 	b.mu.Lock()
 	b.replicas[id] = e
 	b.mu.Unlock()
@@ -253,6 +269,9 @@ func (b *Backend) Stop(id string) error {
 	b.mu.Unlock()
 	if e == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if e.memStop != nil {
+		e.memStop()
 	}
 	if e.sup != nil {
 		e.sup.Close()
@@ -286,7 +305,7 @@ func (b *Backend) List() []Replica {
 		r := b.snapshot(e)
 		if r.PID != 0 && r.PID != e.rec.PID {
 			e.rec.PID = r.PID
-			b.writeRecord(e.rec)
+			b.writeRecord(e)
 		}
 		out = append(out, r)
 	}
@@ -294,6 +313,9 @@ func (b *Backend) List() []Replica {
 		e := b.replicas[id]
 		delete(b.replicas, id)
 		e.cancel()
+		if e.memStop != nil {
+			e.memStop()
+		}
 		os.Remove(b.recordPath(id))
 	}
 	b.mu.Unlock()
@@ -339,7 +361,7 @@ func (b *Backend) snapshot(e *entry) Replica {
 		}
 		if e.rec.PID == 0 && r.PID != 0 {
 			e.rec.PID = r.PID
-			b.writeRecord(e.rec)
+			b.writeRecord(e)
 		}
 	} else {
 		r.Ready = e.ready && !e.gone
@@ -347,9 +369,17 @@ func (b *Backend) snapshot(e *entry) Replica {
 	return r
 }
 
-func (b *Backend) writeRecord(r Replica) {
+// record is what the state directory keeps of a replica: enough to adopt
+// it and go on enforcing its memory limit.
+type record struct {
+	Replica
+	MemoryLimit int64 `json:"memoryLimit,omitempty"`
+}
+
+func (b *Backend) writeRecord(e *entry) {
+	r := e.rec
 	r.Ready = false
-	raw, _ := json.Marshal(r)
+	raw, _ := json.Marshal(record{Replica: r, MemoryLimit: e.memLimit})
 	tmp := b.recordPath(r.ID) + ".tmp"
 	if err := os.WriteFile(tmp, raw, 0o644); err == nil {
 		err = os.Rename(tmp, b.recordPath(r.ID))

@@ -36,7 +36,7 @@ func checkBinary(path string) (v1.Platform, error) {
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return v1.Platform{}, fmt.Errorf("%w: %s needs a dynamic loader, which a scratch image lacks: build a static one with CGO_ENABLED=0 go build ./cmd/shoal and pass it with --binary", ErrDynamicBinary, path)
+			return v1.Platform{}, fmt.Errorf("%w: %s needs a dynamic loader, which a scratch image lacks: build a static one with CGO_ENABLED=0 go build ./cmd/shoal and pass it with -binary", ErrDynamicBinary, path)
 		}
 	}
 	arch, ok := archOf[f.Machine]

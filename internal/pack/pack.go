@@ -180,7 +180,7 @@ func Image(ctx context.Context, o Options) (v1.Image, error) {
 	}
 	for _, m := range models {
 		if m.Custom() {
-			return nil, fmt.Errorf("%w: model %q has format %s, which needs a Python interpreter in the image: write a Docker build context for a Python base image instead (shoal package --python-base)", ErrCustomCode, m.Name, m.Format)
+			return nil, fmt.Errorf("%w: model %q has format %s, which needs a Python interpreter in the image: write a Docker build context for a Python base image instead (shoal package -python-base)", ErrCustomCode, m.Name, m.Format)
 		}
 		o.progress("model %s: format %s, versions %s, signature %s", m.Name, m.Format, strings.Join(m.Versions, ","), m.Signature)
 	}

@@ -357,7 +357,7 @@ func TestImageRefuses(t *testing.T) {
 		{"not an ELF", pack.Options{ModelDir: repo, Binary: script}, pack.ErrNotLinuxBinary, "script"},
 		{"missing binary", pack.Options{ModelDir: repo, Binary: dir + "/nope"}, pack.ErrNotLinuxBinary, "nope"},
 		{"missing model", pack.Options{ModelDir: dir + "/no-models", Binary: bin}, fs.ErrNotExist, "no-models"},
-		{"custom code", pack.Options{ModelDir: custom, Binary: bin}, pack.ErrCustomCode, "--python-base"},
+		{"custom code", pack.Options{ModelDir: custom, Binary: bin}, pack.ErrCustomCode, "-python-base"},
 		{"unknown format", pack.Options{ModelDir: unknown, Binary: bin}, serve.ErrBadConfig, `unknown format "sklearn"`},
 		{"model that does not parse", pack.Options{ModelDir: garbled, Binary: bin}, nil, `load model "m" version 1`},
 		{"empty repository", pack.Options{ModelDir: empty, Binary: bin}, pack.ErrNoModels, "no models"},

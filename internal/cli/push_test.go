@@ -232,3 +232,55 @@ func TestUpServesAModelFromItsRegistry(t *testing.T) {
 	waitFor(t, 60*time.Second, "iris ready after restart", func() bool { return u2.settled("iris", 1) })
 	waitFor(t, 10*time.Second, "a prediction after restart", func() bool { return u2.predict("iris") == nil })
 }
+
+// TestUpRegistryListeners: shoal up's registry on a listener of its own
+// (-registry), and under /v2/ of the control API's handler otherwise.
+func TestUpRegistryListeners(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	u, err := openUpRegistry(t.TempDir(), "127.0.0.1:1", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- u.serve(ctx) }()
+	ref := "oci://" + u.addr + "/models/iris:1"
+	code, out, errs := run(t, "push", exampleModel(t), ref)
+	if code != 0 {
+		t.Fatalf("push to -registry = %d\n%s", code, errs)
+	}
+	if pinned, err := u.resolve(ctx, ref); err != nil || pinned != ref+"@"+strings.TrimSpace(out) {
+		t.Errorf("resolve(%s) = %s, %v, want it pinned to %s", ref, pinned, err, out)
+	}
+	if p, err := u.resolve(ctx, "/models/iris"); err != nil || p != "/models/iris" {
+		t.Errorf("resolve(path) = %s, %v, want it unchanged", p, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve = %v", err)
+	}
+
+	shared, err := openUpRegistry(t.TempDir(), "127.0.0.1:8070", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "control API") })
+	srv := httptest.NewServer(shared.handler(api))
+	defer srv.Close()
+	for path, want := range map[string]string{"/v1/info": "control API", "/v2/": "{}"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if path == "/v2/" && (resp.StatusCode != 200 || resp.Header.Get("Docker-Distribution-API-Version") == "") {
+			t.Errorf("GET /v2/ = %s %v, want the registry", resp.Status, resp.Header)
+		}
+		if path == "/v1/info" && string(b) != want {
+			t.Errorf("GET /v1/info = %q, want the control API", b)
+		}
+	}
+}

@@ -4,8 +4,11 @@
 //
 // The image of a revision is built by internal/pack from the revision's
 // model repository and the static shoal binary, tagged
-// <ImageRepository>/<deployment>:<revision> and loaded into the engine
-// unless the engine already holds it. Each replica is a container of that
+// <ImageRepository>/<deployment>:<source> (source: a digest of the model
+// files and the binary) and streamed into the engine, unless the engine
+// already holds that tag: revisions that differ only in flags, environment
+// or limits share an image, and a restarted control plane builds nothing
+// again. Each replica is a container of that
 // image on a user-defined bridge network (created if missing), with its
 // REST and gRPC ports published on 127.0.0.1 random host ports (the
 // gateway runs on the host), the deployment's CPU and memory limits, and
@@ -80,7 +83,7 @@ type Config struct {
 	// New creates it if missing. Empty means "shoal".
 	Network string
 	// ImageRepository prefixes the image names:
-	// <ImageRepository>/<deployment>:<revision>. Empty means
+	// <ImageRepository>/<deployment>:<source digest>. Empty means
 	// "shoal-model".
 	ImageRepository string
 	// Grace is the time between SIGTERM and SIGKILL when a replica stops;

@@ -2,12 +2,16 @@ package docker
 
 import (
 	"context"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -16,15 +20,19 @@ import (
 	"github.com/shoal-ml/shoal/internal/pack"
 )
 
-// revisionImage is the image of one revision, built once per Backend.
+// revisionImage is the image of one revision, found or built once per
+// Backend.
 type revisionImage struct {
-	mu sync.Mutex // held while it is built and loaded
-	id string     // the engine's image ID (the config digest); "" until loaded
+	mu sync.Mutex // held while it is found or built
+	id string     // the engine's image ID (the config digest); "" until known
 }
 
-// image returns the engine's ID of the revision's image, building it with
-// internal/pack and loading it into the engine unless the engine already
-// has it. Concurrent calls for one revision build it once.
+// image returns the engine's ID of the revision's image. The image is
+// tagged <ImageRepository>/<deployment>:<source>, where source is a digest
+// of the model files and the shoal binary: the engine may already hold it
+// (another revision of the same model, or a control plane that ran
+// before), else it is built with internal/pack and streamed into the
+// engine. Concurrent calls for one revision find or build it once.
 func (b *Backend) image(ctx context.Context, s Spec) (string, error) {
 	b.imgMu.Lock()
 	ri := b.images[s.Revision]
@@ -41,7 +49,18 @@ func (b *Backend) image(ctx context.Context, s Spec) (string, error) {
 		} else if !cerrdefs.IsNotFound(err) {
 			return "", fmt.Errorf("inspect image: %w", err)
 		}
-		ri.id = "" // removed behind our back: build it again
+		ri.id = "" // removed behind our back: find or build it again
+	}
+	src, err := source(s.Model, b.cfg.Binary)
+	if err != nil {
+		return "", fmt.Errorf("build image: %w", err)
+	}
+	tag := b.cfg.ImageRepository + "/" + s.Deployment + ":" + src
+	if info, err := b.api.ImageInspect(ctx, tag); err == nil {
+		ri.id = info.ID
+		return info.ID, nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("inspect image: %w", err)
 	}
 	img, err := pack.Image(ctx, pack.Options{ModelDir: s.Model, Binary: b.cfg.Binary})
 	if err != nil {
@@ -52,11 +71,6 @@ func (b *Backend) image(ctx context.Context, s Spec) (string, error) {
 		return "", fmt.Errorf("build image: %w", err)
 	}
 	id := cfgName.String()
-	tag := b.cfg.ImageRepository + "/" + s.Deployment + ":" + s.Revision
-	if info, err := b.api.ImageInspect(ctx, tag); err == nil && info.ID == id {
-		ri.id = id
-		return id, nil
-	}
 	if err := load(ctx, b.api, tag, func(w io.Writer) error { return pack.WriteTarball(w, tag, img) }); err != nil {
 		return "", err
 	}
@@ -70,6 +84,55 @@ func (b *Backend) image(ctx context.Context, s Spec) (string, error) {
 	b.cfg.Logger.Info("image loaded", "image", tag, "id", id)
 	ri.id = id
 	return id, nil
+}
+
+// source returns a digest of what an image of model holds: the binary's
+// bytes and each model file's path, executable bit and bytes (20 hex
+// digits). Reading the files costs far less than building the image,
+// whose layers are compressed.
+func source(model, binary string) (string, error) {
+	h := sha256.New()
+	add := func(name, path string, mode fs.FileMode) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fmt.Fprintf(h, "%s\x00%t\x00", name, mode&0o111 != 0)
+		_, err = io.Copy(h, f)
+		return err
+	}
+	if err := add("shoal", binary, 0); err != nil {
+		return "", err
+	}
+	st, err := os.Stat(model)
+	if err != nil {
+		return "", fmt.Errorf("model: %w", err)
+	}
+	if !st.IsDir() {
+		if err := add("model/"+filepath.Base(model), model, st.Mode()); err != nil {
+			return "", err
+		}
+	} else {
+		err = filepath.WalkDir(model, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := os.Stat(p) // follows a symbolic link, as pack does
+			if err != nil || !info.Mode().IsRegular() {
+				return err
+			}
+			rel, err := filepath.Rel(model, p)
+			if err != nil {
+				return err
+			}
+			return add("models/"+filepath.ToSlash(rel), p, info.Mode())
+		})
+		if err != nil {
+			return "", fmt.Errorf("model: %w", err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:20], nil
 }
 
 // load streams the tarball write writes into the engine (POST

@@ -23,6 +23,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/control"
 	"github.com/shoal-ml/shoal/internal/control/store"
 	"github.com/shoal-ml/shoal/internal/gateway"
+	"github.com/shoal-ml/shoal/internal/replica/docker"
 	"github.com/shoal-ml/shoal/internal/replica/process"
 )
 
@@ -41,6 +42,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	grace := fl.Duration("grace-period", 10*time.Second, "time a stopping replica has for its in-flight requests")
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
+	dockerOn := fl.Bool("docker", false, "run deployments with spec.backend docker as containers on the Docker engine of the environment (DOCKER_HOST); see docs/docker.md")
+	dockerBin := fl.String("docker-binary", "", "static linux shoal `binary` for the docker backend's images (empty: this executable, which must be static)")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: shoal up [flags] [FILE | DIR]\n\n"+
 			"Runs the control plane and the gateway in one process, with model replicas as\n"+
@@ -125,18 +128,34 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	gatewayURL := "http://" + hl.Addr().String()
 
 	var ctlp atomic.Pointer[control.Controller]
-	backend, err := process.New(ctx, process.Config{
-		StateDir: state, Grace: *grace, Logger: log.With("component", "replicas"),
-		OnChange: func() {
-			if c := ctlp.Load(); c != nil {
-				c.Wake()
+	wake := func() {
+		if c := ctlp.Load(); c != nil {
+			c.Wake()
+		}
+	}
+	proc, err := process.New(ctx, process.Config{
+		StateDir: state, Grace: *grace, Logger: log.With("component", "replicas"), OnChange: wake,
+		OnEvent: func(deployment, reason, msg string) {
+			if err := st.Record(deployment, store.ObjectEvent{Type: "Warning", Reason: reason, Message: msg}); err != nil {
+				log.Warn("record event", "deployment", deployment, "err", err)
 			}
 		},
 	})
 	if err != nil {
 		return err
 	}
-	defer backend.Close()
+	defer proc.Close()
+	backend := &control.Backends{ByName: map[string]control.Backend{"process": proc}}
+	if *dockerOn {
+		db, err := docker.New(ctx, docker.Config{
+			Binary: *dockerBin, Grace: *grace, Logger: log.With("component", "docker"), OnChange: wake,
+		})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		backend.ByName["docker"] = db
+	}
 	var gw *gateway.Gateway
 	ctl, err := control.New(control.Config{
 		Store: st, Backend: backend, GatewayURL: gatewayURL, Logger: log.With("component", "control"),
@@ -156,7 +175,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	api := &http.Server{
 		Handler: ur.handler(control.Handler(control.APIConfig{
-			Store: st, Replicas: backend.List, LogPath: backend.LogPath, GatewayURL: gatewayURL, Rollout: ctl.Rollout,
+			Store: st, Replicas: backend.List, Logs: backend.Logs, GatewayURL: gatewayURL, Rollout: ctl.Rollout,
 			Routes: ctl.Source(), ScaleUp: ctl.ScaleUp, // for standalone gateways (shoal gateway -control)
 			ResolveModel: ur.resolve,
 		})),

@@ -194,6 +194,7 @@ func DefaultOps() *OpSet {
 		linearAttentionOps(),
 		deformConvOps(),
 		flexAttentionOps(),
+		trainingOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

@@ -18,11 +18,13 @@ var archOf = map[elf.Machine]string{
 	elf.EM_RISCV:   "riscv64",
 }
 
-// checkBinary checks that path is a statically linked linux executable and
-// returns the platform it runs on. A dynamically linked binary names an
+// CheckBinary checks that path is a statically linked linux executable and
+// returns the platform it runs on; Image and Context call it, and callers
+// may call it early to fail fast. A dynamically linked binary names an
 // interpreter (the dynamic loader) in a PT_INTERP program header; scratch
-// has none, so it would fail to start with a baffling "no such file".
-func checkBinary(path string) (v1.Platform, error) {
+// has none, so it would fail to start with a baffling "no such file". It
+// returns an error wrapping ErrDynamicBinary or ErrNotLinuxBinary.
+func CheckBinary(path string) (v1.Platform, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		return v1.Platform{}, fmt.Errorf("%w: %s: %w (build one with CGO_ENABLED=0 GOOS=linux go build ./cmd/shoal)", ErrNotLinuxBinary, path, err)

@@ -67,7 +67,7 @@ func Context(ctx context.Context, o ContextOptions) ([]Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := checkBinary(bin); err != nil {
+	if _, err := CheckBinary(bin); err != nil {
 		return nil, err
 	}
 	opt.progress("inspecting models in %s", o.ModelDir)

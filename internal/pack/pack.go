@@ -169,7 +169,7 @@ func Image(ctx context.Context, o Options) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	plat, err := checkBinary(bin)
+	plat, err := CheckBinary(bin)
 	if err != nil {
 		return nil, err
 	}

@@ -412,3 +412,15 @@ func diff(want, got any) string {
 	}
 	return fmt.Sprintf("want %+v\n got %+v", want, got)
 }
+
+func TestCheckBinary(t *testing.T) {
+	p, err := pack.CheckBinary(staticBinary(t))
+	if err != nil || p.OS != "linux" || p.Architecture != "amd64" {
+		t.Errorf("CheckBinary(static x86-64 ELF) = %+v, %v; want linux/amd64", p, err)
+	}
+	dyn := filepath.Join(t.TempDir(), "dyn")
+	writeELF(t, dyn, true)
+	if _, err := pack.CheckBinary(dyn); !errors.Is(err, pack.ErrDynamicBinary) {
+		t.Errorf("CheckBinary(ELF with PT_INTERP) = %v, want ErrDynamicBinary", err)
+	}
+}

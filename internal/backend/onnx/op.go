@@ -195,6 +195,7 @@ func DefaultOps() *OpSet {
 		deformConvOps(),
 		flexAttentionOps(),
 		trainingOps(),
+		swigluOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

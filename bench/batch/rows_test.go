@@ -3,41 +3,37 @@
 package batch
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/shoal-ml/shoal/internal/backend"
-	"github.com/shoal-ml/shoal/internal/backend/xgboost"
+	"github.com/shoal-ml/shoal/internal/backend/onnx"
 	"github.com/shoal-ml/shoal/internal/tensor"
 )
 
-// BenchmarkInferRows runs the model that gen.py writes (its path in
-// $SHOAL_BATCH_MODEL; skipped without it) on batches of 1 to 64 rows and
-// reports the time per row: how much batching saves in the backend alone.
+// BenchmarkInferRows runs the benchmark's MLP (mlp.onnx, 64 -> 512 -> 512 ->
+// 10) on batches of 1 to 64 distinct rows and reports the time per row: how
+// much batching saves in the backend alone.
 func BenchmarkInferRows(b *testing.B) {
-	path := os.Getenv("SHOAL_BATCH_MODEL")
-	if path == "" {
-		b.Skip("set SHOAL_BATCH_MODEL to the model.json that gen.py writes")
-	}
-	m, err := xgboost.Load(context.Background(), backend.Config{Artifact: path})
+	m, err := onnx.Load(context.Background(), backend.Config{Artifact: "mlp.onnx", Format: "onnx"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Distinct rows, the training rows of the request bodies gen.py
-	// writes beside the model: one row repeated would find its path
-	// through the trees in cache every time.
-	x := readRows(b, filepath.Join(filepath.Dir(path), "bodies.jsonl"))
-	pool := len(x) / 32
+	if got := m.(backend.Batcher).Batching(); !got.Concat {
+		b.Fatalf("mlp.onnx does not declare batching: %s", m.(*onnx.Model).BatchingDenied())
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, 4096*64)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
 	for _, n := range []int{1, 8, 64} {
 		b.Run(fmt.Sprint("rows=", n), func(b *testing.B) {
-			ins := make([][]*tensor.Tensor, pool/n)
+			ins := make([][]*tensor.Tensor, 4096/n)
 			for j := range ins {
-				ins[j] = []*tensor.Tensor{{Name: "input", DType: tensor.FP32, Shape: []int64{int64(n), 32}, Data: x[j*n*32 : (j+1)*n*32]}}
+				ins[j] = []*tensor.Tensor{{Name: "input", DType: tensor.FP32, Shape: []int64{int64(n), 64}, Data: x[j*n*64 : (j+1)*n*64]}}
 			}
 			b.ReportAllocs()
 			j := 0
@@ -50,28 +46,4 @@ func BenchmarkInferRows(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
 		})
 	}
-}
-
-// readRows returns the rows of every body in a bodies.jsonl, row-major.
-func readRows(b *testing.B, file string) []float32 {
-	f, err := os.Open(file)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	var rows []float32
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var body struct {
-			Inputs []struct{ Data []float32 }
-		}
-		if err := json.Unmarshal(sc.Bytes(), &body); err != nil {
-			b.Fatal(err)
-		}
-		rows = append(rows, body.Inputs[0].Data...)
-	}
-	if err := sc.Err(); err != nil {
-		b.Fatal(err)
-	}
-	return rows
 }

@@ -2,15 +2,14 @@
 # bench/batch/run.sh: the benchmark of dynamic batching, reported in
 # docs/batching.md. Run from anywhere as `bash bench/batch/run.sh`.
 #
-# It builds shoal and bench/batch/drive into a temporary directory,
-# generates the model and 4096 one-row request bodies with gen.py
-# (python3-xgboost; one to two minutes), and serves the model twice from
-# one `shoal serve` on 127.0.0.1: "plain" (no batching) and "batched" (the
-# model.yaml below). Then, REPEAT times, it drives each model closed-loop
-# with drive at each concurrency in CONCS, each request one distinct row
-# (bench/loadgen repeats one body, and a repeated row finds its path through
-# the trees in cache), and reads the batch-size histogram of the batched
-# model from /metrics.
+# It builds shoal and bench/batch/drive into a temporary directory, writes
+# 4096 one-row request bodies with gen_mlp.py (python3-onnx, numpy), and
+# serves the committed ONNX MLP bench/batch/mlp.onnx (64 -> 512 -> 512 ->
+# 10) twice from one `shoal serve` on 127.0.0.1: "plain" (no batching) and
+# "batched" (the model.yaml below). Then, REPEAT times, it drives each model
+# closed-loop with drive at each concurrency in CONCS, each request one
+# distinct row, and reads the batch-size histogram of the batched model from
+# /metrics before and after each of its runs.
 #
 # Last, the overload case: it offers the batched model, open loop, twice
 # the median throughput it measured at the highest concurrency, each
@@ -19,12 +18,14 @@
 # accepted requests.
 #
 # It prints markdown tables of medians and leaves the raw JSON in the
-# directory it names at the end. The generators run on the same machine as
-# the server and share its cores.
+# directory it names at the end. The generator runs on the same machine as
+# the server and shares its cores, unless SERVER_CPUS and DRIVE_CPUS pin
+# them (taskset lists, such as 0 and 1).
 #
 # Environment: REPEAT (3), DURATION (5s), WARMUP (1s), CONCS ("1 8 64"),
-# PORT (18090), TIMEOUT_US (50000), MODEL_DIR (a directory holding
-# model.json and bodies.jsonl from gen.py, to skip generating them).
+# PORT (18190), TIMEOUT_US (50000), and the batched model's settings:
+# MAX_CONCURRENCY (1: batches executing at once), MAX_QUEUE_DELAY (0s),
+# WAIT_FOR_ARRIVING (false); SERVER_CPUS, DRIVE_CPUS (unset: not pinned).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -32,9 +33,16 @@ REPEAT=${REPEAT:-3}
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-1s}
 CONCS=${CONCS:-"1 8 64"}
-PORT=${PORT:-18090}
+PORT=${PORT:-18190}
 TIMEOUT_US=${TIMEOUT_US:-50000}
+MAX_CONCURRENCY=${MAX_CONCURRENCY:-1}
+MAX_QUEUE_DELAY=${MAX_QUEUE_DELAY:-0s}
+WAIT_FOR_ARRIVING=${WAIT_FOR_ARRIVING:-false}
 MAXC=$(echo $CONCS | tr ' ' '\n' | sort -n | tail -1)
+SERVE_PIN=()
+DRIVE_PIN=()
+[ -n "${SERVER_CPUS:-}" ] && SERVE_PIN=(taskset -c "$SERVER_CPUS")
+[ -n "${DRIVE_CPUS:-}" ] && DRIVE_PIN=(taskset -c "$DRIVE_CPUS")
 
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/shoal-batch-bench.XXXXXX")
 BIN=$OUT/bin
@@ -52,27 +60,26 @@ log "building into $BIN"
 go build -o "$BIN/shoal" ./cmd/shoal
 go build -o "$BIN/drive" ./bench/batch/drive
 
-MODEL_DIR=${MODEL_DIR:-}
-if [ -z "$MODEL_DIR" ]; then
-	MODEL_DIR=$OUT/model
-	mkdir -p "$MODEL_DIR"
-	log "generating the model (gen.py)"
-	/usr/bin/python3 bench/batch/gen.py "$MODEL_DIR"
-fi
+BODIES=$OUT/bodies.jsonl
+/usr/bin/python3 bench/batch/gen_mlp.py --bodies "$BODIES"
 REPO=$OUT/repo
 mkdir -p "$REPO/plain/1" "$REPO/batched/1"
-cp "$MODEL_DIR/model.json" "$REPO/plain/1/"
-cp "$MODEL_DIR/model.json" "$REPO/batched/1/"
-cat > "$REPO/batched/model.yaml" <<'YAML'
-max_concurrency: 2          # batches executing at once: one per core
+cp bench/batch/mlp.onnx "$REPO/plain/1/model.onnx"
+cp bench/batch/mlp.onnx "$REPO/batched/1/model.onnx"
+cat > "$REPO/batched/model.yaml" <<YAML
+max_concurrency: $MAX_CONCURRENCY   # batches executing at once
 batching:
   max_batch_size: 64
-  max_queue_delay: 0s       # no waiting while the backend is free: batches form while it is busy
+  max_queue_delay: $MAX_QUEUE_DELAY
+  wait_for_arriving: $WAIT_FOR_ARRIVING  # wait only while requests for the model are being read
   max_queue_size: 512
 YAML
-BODIES=$MODEL_DIR/bodies.jsonl
 
-"$BIN/shoal" serve -http "127.0.0.1:$PORT" -grpc '' "$REPO" > "$OUT/serve.log" 2>&1 &
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+	log "port $PORT is in use: set PORT"
+	exit 1
+fi
+"${SERVE_PIN[@]}" "$BIN/shoal" serve -http "127.0.0.1:$PORT" -grpc '' "$REPO" > "$OUT/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 600); do
 	curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null && break
@@ -80,27 +87,35 @@ for _ in $(seq 600); do
 done
 curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null || { log "shoal did not get ready"; exit 1; }
 
-batch_hist() {
-	curl -s "http://127.0.0.1:$PORT/metrics" | grep '^shoal_inference_batch_size_bucket{model="batched"' || true
+# hist prints the batched model's cumulative batch-size buckets as "le count".
+hist() {
+	curl -s "http://127.0.0.1:$PORT/metrics" |
+		sed -n 's/^shoal_inference_batch_size_bucket{model="batched",version="1",le="\([^"]*\)"} \(.*\)$/\1 \2/p'
 }
 
 for r in $(seq "$REPEAT"); do
 	for c in $CONCS; do
 		for m in plain batched; do
 			log "run $r: $m c=$c"
-			"$BIN/drive" -url "http://127.0.0.1:$PORT/v2/models/$m/infer" -bodies "$BODIES" \
+			[ "$m" = batched ] && hist > "$OUT/hist-before"
+			"${DRIVE_PIN[@]}" "$BIN/drive" -url "http://127.0.0.1:$PORT/v2/models/$m/infer" -bodies "$BODIES" \
 				-c "$c" -d "$DURATION" -warmup "$WARMUP" -label "$m" >> "$OUT/load.jsonl"
+			if [ "$m" = batched ]; then
+				hist > "$OUT/hist-after"
+				# Executions of this run (warm-up included) per bucket.
+				awk -v c="$c" 'NR == FNR { b[$1] = $2; next } { print c, $1, $2 - b[$1] }' "$OUT/hist-before" "$OUT/hist-after" >> "$OUT/hist.txt"
+			fi
 		done
 	done
 done
-batch_hist > "$OUT/batch_hist.txt"
 
 # The overload case: twice the batched throughput at the highest
 # concurrency, open loop.
 CAP=$(jq -s "[.[] | select(.label == \"batched\" and .concurrency == $MAXC) | .rps] | sort | .[length/2|floor]" "$OUT/load.jsonl")
 RATE=$(jq -n "$CAP * 2 | floor")
 log "overload: offering $RATE req/s (2 x $CAP) with timeout ${TIMEOUT_US}us"
-"$BIN/drive" -url "http://127.0.0.1:$PORT/v2/models/batched/infer" -bodies "$BODIES" \
+curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^shoal_batch_rejections_total' > "$OUT/rejections-before.txt" || true
+"${DRIVE_PIN[@]}" "$BIN/drive" -url "http://127.0.0.1:$PORT/v2/models/batched/infer" -bodies "$BODIES" \
 	-timeout-us "$TIMEOUT_US" -rate "$RATE" -d "$DURATION" > "$OUT/overload.json"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^shoal_batch_rejections_total' > "$OUT/rejections.txt" || true
 
@@ -116,16 +131,38 @@ for c in $CONCS; do
 	done
 done
 echo
-echo "Batch sizes of the batched model over all runs (cumulative buckets, rows <= le):"
+echo "Batched/plain throughput, median of the per-repeat ratios:"
 echo
-echo '```'
-sed 's/^shoal_inference_batch_size_bucket{model="batched",version="1",//' "$OUT/batch_hist.txt"
-echo '```'
+for c in $CONCS; do
+	jq -rs --argjson c "$c" '
+		[.[] | select(.concurrency == $c)] as $rs
+		| [range(0; $rs | map(select(.label == "plain")) | length) as $i
+		   | (($rs | map(select(.label == "batched")))[$i].rps / ($rs | map(select(.label == "plain")))[$i].rps)]
+		| sort | "c=\($c): \(.[length/2|floor] * 100 | round / 100)x (repeats: \(map(. * 100 | round / 100)))"' "$OUT/load.jsonl"
+done
+echo
+echo "Executions of the batched model by rows (all repeats, warm-ups included):"
+echo
+echo "| c | 1 | 2 | 3-4 | 5-8 | 9-16 | 17-32 | 33-64 | total | mean rows |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for c in $CONCS; do
+	awk -v c="$c" '$1 == c { n[$2] += $3 } END {
+		split("1 2 4 8 16 32 64", le, " ")
+		prev = 0; line = "| " c " |"; mean = 0
+		lo[1] = 1; lo[2] = 2; lo[3] = 3; lo[4] = 5; lo[5] = 9; lo[6] = 17; lo[7] = 33
+		for (i = 1; i <= 7; i++) { d = n[le[i]] - prev; prev = n[le[i]]; line = line " " d " |"; mean += d * (lo[i] + le[i]) / 2 }
+		printf "%s %d | %.1f |\n", line, n["+Inf"], (n["+Inf"] ? mean / n["+Inf"] : 0)
+	}' "$OUT/hist.txt"
+done
+echo
+echo "(mean rows: each bucket counted at its midpoint)"
 echo
 echo "Overload (open loop, deadline ${TIMEOUT_US}us):"
 echo
-jq -r '"offered \(.offered_rps|floor) req/s for \(.seconds)s: \(.accepted.count) accepted (\(.rps|floor) req/s, p50 \(.accepted.p50_us/1000*100|round/100) ms, p99 \(.accepted.p99_us/1000*100|round/100) ms, max \(.accepted.max_us/1000*100|round/100) ms), \(.rejected.count) rejected with 429 (p50 \(.rejected.p50_us/1000*100|round/100) ms, p99 \(.rejected.p99_us/1000*100|round/100) ms, max \(.rejected.max_us/1000*100|round/100) ms), \(.other) other"' "$OUT/overload.json"
+jq -r '"offered \(.offered_rps|floor) req/s for \(.seconds)s: \(.accepted.count) accepted (\(.rps|floor) req/s, p50 \(.accepted.p50_us/1000*100|round/100) ms, p99 \(.accepted.p99_us/1000*100|round/100) ms, max \(.accepted.max_us/1000*100|round/100) ms), \(.rejected.count) rejected with 429 (p50 \(.rejected.p50_us/1000*100|round/100) ms, p99 \(.rejected.p99_us/1000*100|round/100) ms, max \(.rejected.max_us/1000*100|round/100) ms), \(.other) other\(if .first_other then " (first: \(.first_other))" else "" end)"' "$OUT/overload.json"
 echo
-cat "$OUT/rejections.txt"
+echo "Rejections counted by the server during the overload run:"
+echo
+awk 'NR == FNR { b[$1] = $2; next } { print $1, $2 - b[$1] }' "$OUT/rejections-before.txt" "$OUT/rejections.txt"
 echo
 log "raw results in $OUT"

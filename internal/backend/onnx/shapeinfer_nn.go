@@ -382,7 +382,12 @@ func sliceShape(c *shapeCtx) error {
 		steps = s
 	}
 	dims := append([]dim{}, x.dims...)
+	// lo and hi bound the elements a 1-D slice keeps, when it keeps a
+	// contiguous run of known ones (-1: not known).
 	lo, hi := make([]int64, r), make([]int64, r)
+	for i := range lo {
+		lo[i], hi[i] = -1, -1
+	}
 	sliced := make([]bool, r)
 	for i, a := range axes {
 		ax, ok := normAxisOK(a, r)
@@ -392,7 +397,6 @@ func sliceShape(c *shapeCtx) error {
 		sliced[ax] = true
 		d := x.dims[ax]
 		if d.isSymbol() && steps[i] == 1 && starts[i] == 0 && ends[i] >= maxDim {
-			lo[ax], hi[ax] = 0, -1
 			continue // the whole symbolic dimension
 		}
 		if !d.known() {
@@ -403,8 +407,6 @@ func sliceShape(c *shapeCtx) error {
 		dims[ax] = dim(n)
 		if steps[i] == 1 {
 			lo[ax], hi[ax] = clampIndex(starts[i], int64(d)), clampIndex(starts[i], int64(d))+n
-		} else {
-			lo[ax], hi[ax] = -1, -1
 		}
 	}
 	out.ranked, out.dims = true, dims
@@ -416,28 +418,19 @@ func sliceShape(c *shapeCtx) error {
 }
 
 // sliceLen is the number of elements of range(start, end, step) over a
-// dimension of n, with ONNX's clamping.
+// dimension of n, clamped as the Slice kernel clamps (sliceBounds).
 func sliceLen(n, start, end, step int64) int64 {
-	if start < 0 {
-		start += n
+	b, e := sliceBounds(start, end, step, n)
+	// A step longer than the dimension takes one element either way;
+	// bounding it keeps the arithmetic below from overflowing.
+	step = min(max(step, -maxDim), maxDim)
+	switch {
+	case step > 0 && e > b:
+		return (e - b + step - 1) / step
+	case step < 0 && b > e:
+		return (b - e - step - 1) / -step
 	}
-	if end < 0 {
-		end += n
-	}
-	if step > 0 {
-		start = min(max(start, 0), n)
-		end = min(max(end, 0), n)
-		if end <= start {
-			return 0
-		}
-		return (end - start + step - 1) / step
-	}
-	start = min(max(start, -1), n-1)
-	end = min(max(end, -1), n-1)
-	if start <= end {
-		return 0
-	}
-	return (start - end - step - 1) / -step
+	return 0
 }
 
 func expandShape(c *shapeCtx) error {

@@ -173,6 +173,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodPut {
 		b, err := io.ReadAll(io.LimitReader(req.Body, maxConfigBytes+1))
 		if err != nil {
+			writeRegistryError(w, http.StatusBadRequest, "MANIFEST_INVALID", "read manifest: "+err.Error())
 			return
 		}
 		if len(b) > maxConfigBytes {

@@ -209,7 +209,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-c.wake:
 		case <-resync.C:
 		case name := <-c.scaleUp:
-			c.fromZero(name)
+			// Start the replica first; the event's write (an fsync) waits.
+			record := c.fromZero(name)
+			c.reconcile(ctx, &stops)
+			record()
+			continue
 		case cmd := <-c.commands:
 			cmd.reply <- c.canaryStep(ctx, cmd.name, cmd.cmd)
 		case <-scale.C:
@@ -259,11 +263,14 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 	}
 	table := &gateway.Table{Models: map[string]gateway.Model{}}
 	var toStop []Replica
+	var after []func()
 	for name, d := range c.objects {
 		d.Default()
 		reps := byDep[name]
 		st := c.state(&d, reps)
-		c.noteReady(name, st, reps, now)
+		if c.noteReady(name, st, reps, now) {
+			after = append(after, func() { c.saveMemo(name, st) })
+		}
 		paused := d.Metadata.Annotations[AnnotationPaused] == "true"
 		tr := trafficOf(&d)
 		cs := c.canaryFor(ctx, &d, st, tr.others(reps), now)
@@ -316,7 +323,7 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 		}
 		tr.addMirror(&m, pct, keep)
 		table.Models[name] = m
-		c.writeStatus(d, keep, st.desired, pct, out, cs, now)
+		after = append(after, func() { c.writeStatus(d, keep, st.desired, pct, out, cs, now) })
 	}
 	// Replicas of deleted deployments.
 	for dep, reps := range byDep {
@@ -333,6 +340,12 @@ func (c *Controller) reconcile(ctx context.Context, stops *sync.WaitGroup) {
 	// The table first, so that no new request goes to a replica that stops.
 	if !tablesEqual(c.table.Table(), table) {
 		c.table.Set(table)
+	}
+	// Then the writes to the store (each an fsync), so that a replica
+	// that just got ready takes requests (the activator's held ones) at
+	// once.
+	for _, f := range after {
+		f()
 	}
 	for _, r := range toStop {
 		c.draining[r.ID] = true
@@ -404,24 +417,28 @@ func (c *Controller) writeStatus(d v1alpha1.ModelDeployment, reps []Replica, des
 }
 
 // fromZero gives the model's current revision a replica at once when the
-// activator holds a request for it.
-func (c *Controller) fromZero(model string) {
+// activator holds a request for it. It returns the recording of the
+// decision's event, for the caller to run once the replica is started.
+func (c *Controller) fromZero(model string) (record func()) {
+	record = func() {}
 	d, ok := c.objects[model]
 	if !ok {
-		return
+		return record
 	}
 	d.Default()
 	st := c.state(&d, nil)
 	now := c.cfg.Now()
 	st.scaler.Record(autoscale.Sample{Time: now, Load: 1, Ready: 0})
 	if st.desired > 0 {
-		return
+		return record
 	}
 	dec := autoscale.Decide(now, scaleSpec(d.Spec.Scaling), &st.scaler, autoscale.Inputs{
 		Current: 0, Pending: 1, TimeToReady: st.timeToReady(RevisionName(&d)),
 	})
 	st.desired = max(dec.Desired, 1)
-	c.event(model, "Normal", "ScaledFromZero", "a request is held by the activator: "+dec.String()+" (inputs: "+dec.Inputs()+")")
+	return func() {
+		c.event(model, "Normal", "ScaledFromZero", "a request is held by the activator: "+dec.String()+" (inputs: "+dec.Inputs()+")")
+	}
 }
 
 // autoscale feeds the gateway's load into each deployment's autoscaler

@@ -12,14 +12,13 @@ const readyTimesKept = 5
 // noteReady records the start-to-ready time of each replica of the
 // deployment seen ready for the first time: only replicas this control
 // plane started and that were never restarted, whose Started time is that
-// of the start that became ready. The times are kept per revision in the
-// deployment's memo.
-func (c *Controller) noteReady(name string, st *deployState, reps []Replica, now time.Time) {
+// of the start that became ready. It reports whether it recorded any; the
+// caller then saves the memo (the times are kept per revision in it).
+func (c *Controller) noteReady(name string, st *deployState, reps []Replica, now time.Time) (changed bool) {
 	if st.readySeen == nil {
 		st.readySeen = map[string]bool{}
 	}
 	present := map[string]bool{}
-	changed := false
 	for _, r := range reps {
 		present[r.ID] = true
 		if !r.Ready || st.readySeen[r.ID] {
@@ -42,9 +41,7 @@ func (c *Controller) noteReady(name string, st *deployState, reps []Replica, now
 			delete(st.readySeen, id)
 		}
 	}
-	if changed {
-		c.saveMemo(name, st)
-	}
+	return changed
 }
 
 // timeToReady returns the median of the revision's recent start-to-ready

@@ -232,7 +232,7 @@ func (b *Backend) Start(s Spec) (Replica, error) {
 	rec := Replica{ID: id, Deployment: s.Deployment, Revision: s.Revision, HTTP: httpAddr, GRPC: grpcAddr, Started: time.Now().UTC()}
 	sup, err := procsup.Supervise(procsup.Config{
 		Command:        cmd,
-		Health:         func(ctx context.Context) error { return b.health(ctx, httpAddr) },
+		Health:         startingHealth(b.health, httpAddr),
 		HealthInterval: b.cfg.HealthInterval,
 		StartTimeout:   b.cfg.StartTimeout,
 		Grace:          b.cfg.Grace,

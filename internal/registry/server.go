@@ -71,6 +71,9 @@ func Open(dir string, log *slog.Logger) (*Registry, error) {
 		),
 	}
 	path := filepath.Join(dir, "manifests.jsonl")
+	if err := cutPartialLine(path); err != nil {
+		return nil, err
+	}
 	if err := r.replay(path); err != nil {
 		return nil, fmt.Errorf("registry: replay %s: %w", path, err)
 	}
@@ -108,10 +111,7 @@ func (r *Registry) replay(path string) error {
 	for line := 1; sc.Scan(); line++ {
 		var e journalEntry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			// A line cut short by a crash is the last one: what it was
-			// writing never got its reply.
-			r.log.Warn("registry journal: unreadable line skipped", "line", line, "err", err)
-			continue
+			return fmt.Errorf("line %d: %w", line, err)
 		}
 		target := "/v2/" + e.Repo + "/manifests/" + e.Ref
 		var req *http.Request
@@ -142,6 +142,20 @@ func (r *Registry) replay(path string) error {
 		}
 	}
 	return sc.Err()
+}
+
+// cutPartialLine truncates the journal after its last newline: a line cut
+// short by a crash never got its reply, and the next line must not be
+// appended to it.
+func cutPartialLine(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) || len(b) == 0 || b[len(b)-1] == '\n' {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1))
 }
 
 func (r *Registry) manifestPath(h v1.Hash) string {

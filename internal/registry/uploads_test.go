@@ -2,14 +2,18 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // TestUploads drives the blob upload protocol by hand: chunked, monolithic,
@@ -90,5 +94,63 @@ func TestUploads(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(filepath.Join(dir, "uploads")); len(left) != 0 {
 		t.Errorf("finished uploads left files: %v", left)
+	}
+}
+
+// TestManifestLimitsAndJournal: an oversized manifest is refused, and a
+// journal whose last line a crash cut short still opens.
+func TestManifestLimitsAndJournal(t *testing.T) {
+	host, dir := newRegistry(t, nil)
+	big := bytes.Repeat([]byte(" "), maxConfigBytes+1)
+	req, _ := http.NewRequest("PUT", "http://"+host+"/v2/m/manifests/1", bytes.NewReader(big))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("PUT of a %d-byte manifest = %d, want 413", len(big), resp.StatusCode)
+	}
+
+	c := client()
+	digest := pushIris(t, c, "oci://"+host+"/models/iris:1")
+	f, err := os.OpenFile(filepath.Join(dir, "manifests.jsonl"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"op":"put","repo":"models/iris","ref":"2","ty`)
+	f.Close()
+	reg, err := Open(dir, nil)
+	if err != nil {
+		t.Fatalf("Open with a cut journal: %v", err)
+	}
+	defer reg.Close()
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	host = strings.TrimPrefix(srv.URL, "http://")
+	m, err := c.Get(context.Background(), "oci://"+host+"/models/iris:1")
+	if err != nil || m.Digest != digest {
+		t.Errorf("after reopening: %v, %v, want %s", m.Digest, err, digest)
+	}
+	// What is pushed after the repair is kept too.
+	ref, _ := ParseReference("oci://" + host + "/models/iris:2")
+	if err := remote.Tag(ref.Context().Tag("2"), &Artifact{Manifest: mustGet(t, c, "oci://"+host+"/models/iris:1")}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	reg.Close()
+	reg, err = Open(dir, nil)
+	if err != nil {
+		t.Fatalf("Open after the repair: %v", err)
+	}
+	defer reg.Close()
+	srv = httptest.NewServer(reg)
+	defer srv.Close()
+	host = strings.TrimPrefix(srv.URL, "http://")
+	for _, tag := range []string{"1", "2"} {
+		if m, err := c.Get(context.Background(), "oci://"+host+"/models/iris:"+tag); err != nil || m.Digest != digest {
+			t.Errorf("tag %s after two reopenings: %v, %v", tag, m.Digest, err)
+		}
 	}
 }

@@ -196,6 +196,7 @@ func DefaultOps() *OpSet {
 		flexAttentionOps(),
 		trainingOps(),
 		swigluOps(),
+		imageOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

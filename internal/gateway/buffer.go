@@ -26,15 +26,22 @@ func (b *buffer) trim() {
 	}
 }
 
-// bodyOf returns the request body b as a reader the transport knows to
-// be in memory (so it writes headers and body in one go), or
+// bodyOf returns the request body b as a reader (one allocation), or
 // http.NoBody.
 func bodyOf(b []byte) io.ReadCloser {
 	if len(b) == 0 {
 		return http.NoBody
 	}
-	return io.NopCloser(bytes.NewReader(b))
+	m := new(memBody)
+	m.Reset(b)
+	return m
 }
+
+// memBody is a request body in memory.
+type memBody struct{ bytes.Reader }
+
+// Close does nothing: the body is the request's own slice.
+func (*memBody) Close() error { return nil }
 
 // readBody reads the whole of rd (size bytes if known, else -1), failing
 // with *http.MaxBytesError past limit.

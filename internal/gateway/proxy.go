@@ -132,10 +132,10 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 
 	getBody := func() (io.ReadCloser, error) { return bodyOf(body), nil }
 	mk := func(ctx context.Context, t *target) *http.Request {
-		u := &url.URL{Scheme: g.scheme, Host: t.r.http, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-		return (&http.Request{
+		o := &outRequest{url: url.URL{Scheme: g.scheme, Host: t.r.http, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}}
+		o.req = http.Request{
 			Method:        r.Method,
-			URL:           u,
+			URL:           &o.url,
 			Proto:         "HTTP/1.1",
 			ProtoMajor:    1,
 			ProtoMinor:    1,
@@ -144,7 +144,8 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 			GetBody:       getBody,
 			ContentLength: int64(len(body)),
 			Host:          t.r.http,
-		}).WithContext(ctx)
+		}
+		return o.req.WithContext(ctx)
 	}
 	var exclude *replica
 	for attempt := 0; ; attempt++ {
@@ -213,6 +214,12 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 		}
 		return nil
 	}
+}
+
+// outRequest is one allocation for a request to a replica and its URL.
+type outRequest struct {
+	req http.Request
+	url url.URL
 }
 
 // label returns name for a metric label if it is a routed model, and

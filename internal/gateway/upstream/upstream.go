@@ -190,6 +190,7 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 		return fail(err)
 	}
 	var resp *http.Response
+	var a *answer
 	for {
 		line, err := pc.tp.ReadLine()
 		if err != nil {
@@ -199,7 +200,7 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 			return fail(err)
 		}
 		proto, status, ok := strings.Cut(line, " ")
-		codeStr, reason, _ := strings.Cut(status, " ")
+		codeStr, _, _ := strings.Cut(status, " ")
 		code, cerr := strconv.Atoi(codeStr)
 		if !ok || !strings.HasPrefix(proto, "HTTP/1.") || cerr != nil || code < 100 || code > 999 {
 			return fail(fmt.Errorf("upstream: malformed status line %q", line))
@@ -211,18 +212,20 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 		if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 			continue // informational: the answer follows
 		}
-		resp = &http.Response{
-			Status: codeStr + " " + reason, StatusCode: code,
+		a = &answer{resp: http.Response{
+			Status: status, StatusCode: code,
 			Proto: proto, ProtoMajor: 1, ProtoMinor: int(proto[len(proto)-1] - '0'),
 			Header: http.Header(hdr), Request: req, ContentLength: -1,
-		}
+		}}
+		resp = &a.resp
 		break
 	}
 	keep := !strings.EqualFold(resp.Header.Get("Connection"), "close")
 	if resp.ProtoMinor == 0 {
 		keep = strings.EqualFold(resp.Header.Get("Connection"), "keep-alive")
 	}
-	b := &bodyReader{pc: pc, stop: stop, keep: keep}
+	b := &a.body
+	*b = bodyReader{pc: pc, stop: stop, keep: keep}
 	switch {
 	case req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
 		resp.ContentLength = 0
@@ -292,7 +295,11 @@ func (pc *pconn) writeRequest(req *http.Request) error {
 	}
 	w.WriteString("\r\n")
 	if hasBody {
-		m, err := io.Copy(w, io.LimitReader(req.Body, n))
+		var src io.Reader = req.Body
+		if l, ok := req.Body.(interface{ Len() int }); !ok || int64(l.Len()) != n {
+			src = io.LimitReader(req.Body, n) // never more than announced
+		}
+		m, err := io.Copy(w, src)
 		req.Body.Close()
 		if err != nil {
 			return err
@@ -302,6 +309,12 @@ func (pc *pconn) writeRequest(req *http.Request) error {
 		}
 	}
 	return w.Flush()
+}
+
+// answer is one allocation for an answer and its body reader.
+type answer struct {
+	resp http.Response
+	body bodyReader
 }
 
 // bodyReader reads an answer's body from its connection and gives the

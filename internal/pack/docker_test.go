@@ -13,6 +13,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/shoal-ml/shoal/internal/oip/inferencepb"
 )
 
 // dockerEngine skips the test unless a docker CLI and an engine answer.
@@ -76,7 +81,7 @@ func TestImageServesInDocker(t *testing.T) {
 	if user := docker(t, "image", "inspect", "--format", "{{.Config.User}}", tag); user != "65532:65532" {
 		t.Errorf("image user %q, want 65532:65532", user)
 	}
-	id := docker(t, "run", "-d", "-p", "127.0.0.1::8080", tag)
+	id := docker(t, "run", "-d", "-p", "127.0.0.1::8080", "-p", "127.0.0.1::8081", tag)
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := exec.Command("docker", "logs", id).CombinedOutput()
@@ -145,6 +150,20 @@ func TestImageServesInDocker(t *testing.T) {
 	}
 	if len(got.Outputs) != 2 {
 		t.Errorf("got %d outputs, want label and probabilities", len(got.Outputs))
+	}
+
+	// The gRPC port answers too.
+	grpcAddr := strings.SplitN(docker(t, "port", id, "8081/tcp"), "\n", 2)[0]
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	md, err := inferencepb.NewGRPCInferenceServiceClient(conn).ModelMetadata(ctx, &inferencepb.ModelMetadataRequest{Name: "iris"})
+	if err != nil || md.GetPlatform() != "xgboost" {
+		t.Errorf("gRPC ModelMetadata(iris) = %v, %v; want platform xgboost", md, err)
 	}
 }
 

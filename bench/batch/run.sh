@@ -81,11 +81,21 @@ if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
 fi
 "${SERVE_PIN[@]}" "$BIN/shoal" serve -http "127.0.0.1:$PORT" -grpc '' "$REPO" > "$OUT/serve.log" 2>&1 &
 pids+=($!)
+SERVER=$!
 for _ in $(seq 600); do
 	curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null && break
 	sleep 0.1
 done
 curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null || { log "shoal did not get ready"; exit 1; }
+
+# cpu prints the server's CPU time so far in clock ticks (user + system).
+cpu() { awk '{ print $14 + $15 }' "/proc/$SERVER/stat"; }
+# served prints how many requests the model has answered (any outcome).
+served() {
+	curl -s "http://127.0.0.1:$PORT/metrics" |
+		awk -v m="model=\"$1\"" '/^shoal_inference_requests_total\{/ && index($0, m) { n += $NF } END { print n + 0 }'
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # hist prints the batched model's cumulative batch-size buckets as "le count".
 hist() {
@@ -98,12 +108,15 @@ for r in $(seq "$REPEAT"); do
 		for m in plain batched; do
 			log "run $r: $m c=$c"
 			[ "$m" = batched ] && hist > "$OUT/hist-before"
+			c0=$(cpu) n0=$(served "$m")
 			"${DRIVE_PIN[@]}" "$BIN/drive" -url "http://127.0.0.1:$PORT/v2/models/$m/infer" -bodies "$BODIES" \
 				-c "$c" -d "$DURATION" -warmup "$WARMUP" -label "$m" >> "$OUT/load.jsonl"
+			c1=$(cpu) n1=$(served "$m")
+			echo "$m $c $(( (c1 - c0) * TICK_US )) $((n1 - n0))" >> "$OUT/cpu.txt"
 			if [ "$m" = batched ]; then
 				hist > "$OUT/hist-after"
 				# Executions of this run (warm-up included) per bucket.
-				awk -v c="$c" 'NR == FNR { b[$1] = $2; next } { print c, $1, $2 - b[$1] }' "$OUT/hist-before" "$OUT/hist-after" >> "$OUT/hist.txt"
+				awk -v c="$c" 'FILENAME == ARGV[1] { b[$1] = $2; next } { print c, $1, $2 - b[$1] }' "$OUT/hist-before" "$OUT/hist-after" >> "$OUT/hist.txt"
 			fi
 		done
 	done
@@ -141,6 +154,19 @@ for c in $CONCS; do
 		| sort | "c=\($c): \(.[length/2|floor] * 100 | round / 100)x (repeats: \(map(. * 100 | round / 100)))"' "$OUT/load.jsonl"
 done
 echo
+echo "Server CPU per request (user + system, warm-ups included), median over the repeats:"
+echo
+echo "| c | plain µs | batched µs |"
+echo "|---:|---:|---:|"
+for c in $CONCS; do
+	line="| $c |"
+	for m in plain batched; do
+		v=$(awk -v m="$m" -v c="$c" '$1 == m && $2 == c && $4 > 0 { print $3 / $4 }' "$OUT/cpu.txt" | sort -n | awk '{ a[NR] = $1 } END { printf "%.0f", a[int((NR + 1) / 2)] }')
+		line="$line $v |"
+	done
+	echo "$line"
+done
+echo
 echo "Executions of the batched model by rows (all repeats, warm-ups included):"
 echo
 echo "| c | 1 | 2 | 3-4 | 5-8 | 9-16 | 17-32 | 33-64 | total | mean rows |"
@@ -163,6 +189,6 @@ jq -r '"offered \(.offered_rps|floor) req/s for \(.seconds)s: \(.accepted.count)
 echo
 echo "Rejections counted by the server during the overload run:"
 echo
-awk 'NR == FNR { b[$1] = $2; next } { print $1, $2 - b[$1] }' "$OUT/rejections-before.txt" "$OUT/rejections.txt"
+awk 'FILENAME == ARGV[1] { b[$1] = $2; next } { print $1, $2 - b[$1] }' "$OUT/rejections-before.txt" "$OUT/rejections.txt"
 echo
 log "raw results in $OUT"

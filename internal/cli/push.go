@@ -52,7 +52,17 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer a.Close()
 	fmt.Fprintf(stderr, "packed in %v; pushing to %s\n", time.Since(start).Round(time.Millisecond), pos[1])
-	d, err := (&registry.Client{}).Push(ctx, a, pos[1])
+	quarter := int64(0) // of the layer reported so far
+	c := &registry.Client{Progress: func(sent, total int64) {
+		if total < 8<<20 {
+			return // small layers upload at once
+		}
+		if q := sent * 4 / total; q > quarter {
+			quarter = q
+			fmt.Fprintf(stderr, "uploaded %.1f of %.1f MiB\n", float64(sent)/(1<<20), float64(total)/(1<<20))
+		}
+	}}
+	d, err := c.Push(ctx, a, pos[1])
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -75,6 +76,10 @@ type Client struct {
 	// MaxBytes bounds what Pull accepts: the layer's compressed and
 	// unpacked sizes. Zero means DefaultMaxBytes.
 	MaxBytes int64
+	// Progress, when set, is called from another goroutine as Push uploads
+	// the layer, with the bytes sent so far and the layer's size. Nil
+	// means no progress reports.
+	Progress func(sent, total int64)
 }
 
 func (c *Client) options(ctx context.Context) []remote.Option {
@@ -107,10 +112,34 @@ func (c *Client) Push(ctx context.Context, a *Artifact, ref string) (v1.Hash, er
 		return v1.Hash{}, fmt.Errorf("%w: pushing %s to a reference pinned to %s", ErrDigest, a.Digest, d.DigestStr())
 	}
 	opts := c.options(ctx)
-	for _, l := range []v1.Layer{a.config, a.layer} {
-		if err := remote.WriteLayer(r.Context(), l, opts...); err != nil {
-			return v1.Hash{}, fmt.Errorf("push %s: %w", r.Context(), err)
+	if err := remote.WriteLayer(r.Context(), a.config, opts...); err != nil {
+		return v1.Hash{}, fmt.Errorf("push %s: %w", r.Context(), err)
+	}
+	lopts := opts
+	var reported chan struct{}
+	if c.Progress != nil {
+		size, err := a.layer.Size()
+		if err != nil {
+			return v1.Hash{}, err
 		}
+		updates := make(chan v1.Update, 64)
+		reported = make(chan struct{})
+		go func() {
+			defer close(reported)
+			for u := range updates { // closed by WriteLayer
+				if u.Error == nil {
+					c.Progress(u.Complete, size)
+				}
+			}
+		}()
+		lopts = append(slices.Clone(opts), remote.WithProgress(updates))
+	}
+	err = remote.WriteLayer(r.Context(), a.layer, lopts...)
+	if reported != nil {
+		<-reported
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("push %s: %w", r.Context(), err)
 	}
 	if err := remote.Put(r, a, opts...); err != nil {
 		return v1.Hash{}, fmt.Errorf("push %s: %w", r, err)

@@ -154,3 +154,26 @@ func TestManifestLimitsAndJournal(t *testing.T) {
 		}
 	}
 }
+
+func TestPushReportsProgress(t *testing.T) {
+	host, _ := newRegistry(t, nil)
+	src, err := Scan(irisDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(src, irisConfig, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var last, total int64 // written by the progress goroutine, read after Push
+	c := client()
+	c.Progress = func(sent, size int64) { last, total = sent, size }
+	if _, err := c.Push(context.Background(), a, "oci://"+host+"/models/iris:1"); err != nil {
+		t.Fatal(err)
+	}
+	size, _ := a.layer.Size()
+	if last != size || total != size {
+		t.Errorf("last progress %d of %d, want %d of %d", last, total, size, size)
+	}
+}

@@ -197,6 +197,7 @@ func DefaultOps() *OpSet {
 		trainingOps(),
 		swigluOps(),
 		imageOps(),
+		stftOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

@@ -14,7 +14,8 @@ import (
 
 // FuzzLoad feeds arbitrary bytes to Parse: a malformed or hostile model
 // must give an error, never a panic, and never allocate past the limit
-// (here 64 MiB, so that a huge declared tensor fails fast). A model that
+// (here 64 MiB, so that a huge declared tensor fails fast; Parse may
+// allocate at most four times that in all). A model that
 // loads must have a signature whose dimensions are sizes or -1. The seeds
 // are the fixtures, the crashers found so far (testdata/fuzz) and, when
 // the ONNX conformance data lies beside the repository, its small models,
@@ -46,7 +47,15 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("not a model"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		m, err := Parse(data, "", Options{MaxBytes: 64 << 20})
+		runtime.ReadMemStats(&after)
+		// The limit bounds what the model keeps; decoding and folding may
+		// allocate a few times that in passing, never more.
+		if got := after.TotalAlloc - before.TotalAlloc; got > 4*64<<20 {
+			t.Fatalf("Parse of %d bytes allocated %d bytes with a limit of 64 MiB", len(data), got)
+		}
 		if err == nil && m == nil {
 			t.Fatal("Parse returned neither a model nor an error")
 		}

@@ -2,8 +2,11 @@
 // ModelDeployment's revisions at their desired replica counts on a
 // backend (rolling updates gated on readiness, drained stops), the
 // autoscaler loop that feeds the gateway's load into internal/autoscale,
-// the routing table it pushes to the gateway (only ready replicas), the
-// status and events it writes to the store, and the control API (REST and
+// the routing table it pushes to the gateway (only ready replicas, weighted
+// by the rollout or by spec.traffic's split, with its mirror), the status
+// and events it writes to the store, its own memory of each deployment (a
+// canary's step and analysis, revisions' times to ready) kept in the store
+// so a restart resumes where it stopped, and the control API (REST and
 // JSON) that the CLI uses.
 //
 // It decides and acts; it does not store (internal/control/store), run

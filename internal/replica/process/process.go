@@ -12,6 +12,11 @@
 // Adopted replicas of revisions that no longer exist are the caller's to
 // stop, like any other.
 //
+// A replica's CPU and memory limits (Spec.MilliCPU, Spec.Memory) become
+// GOMAXPROCS and GOMEMLIMIT, and a replica whose resident set exceeds its
+// memory limit is killed and restarted (see limits.go for exactly what is
+// enforced and what is not).
+//
 // The backend only starts, stops and lists replicas and reports their
 // readiness: how many replicas run, rollouts and routing are the control
 // plane's. It runs on Unix only.

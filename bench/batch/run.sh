@@ -23,7 +23,7 @@
 # them (taskset lists, such as 0 and 1).
 #
 # Environment: REPEAT (3), DURATION (5s), WARMUP (1s), CONCS ("1 8 64"),
-# PORT (18190), TIMEOUT_US (50000), and the batched model's settings:
+# PORT (28190), TIMEOUT_US (50000), and the batched model's settings:
 # MAX_CONCURRENCY (1: batches executing at once), MAX_QUEUE_DELAY (0s),
 # WAIT_FOR_ARRIVING (false); SERVER_CPUS, DRIVE_CPUS (unset: not pinned).
 set -euo pipefail
@@ -33,7 +33,7 @@ REPEAT=${REPEAT:-3}
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-1s}
 CONCS=${CONCS:-"1 8 64"}
-PORT=${PORT:-18190}
+PORT=${PORT:-28190}
 TIMEOUT_US=${TIMEOUT_US:-50000}
 MAX_CONCURRENCY=${MAX_CONCURRENCY:-1}
 MAX_QUEUE_DELAY=${MAX_QUEUE_DELAY:-0s}

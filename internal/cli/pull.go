@@ -14,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/internal/control"
+	"github.com/shoal-ml/shoal/internal/control/store"
 	"github.com/shoal-ml/shoal/internal/registry"
 )
 
@@ -108,6 +110,24 @@ func openUpRegistry(state, controlAddr, addr string, log *slog.Logger) (*upRegis
 		return c.Resolve(ctx, uri)
 	}
 	return u, nil
+}
+
+// pinStartup pins the model of an object given to shoal up at startup.
+// When its reference does not resolve (the registry is down) but the
+// stored object of that name runs the same reference pinned, the stored
+// pin is kept, with a warning: a restart does not need the registry.
+func (u *upRegistry) pinStartup(ctx context.Context, st *store.Store, d *v1alpha1.ModelDeployment, log *slog.Logger) error {
+	uri := d.Spec.Model.URI
+	err := control.PinModel(ctx, u.resolve, d)
+	if err == nil {
+		return nil
+	}
+	if old, gerr := st.Get(d.Metadata.Name); gerr == nil && strings.HasPrefix(old.Spec.Model.URI, uri+"@") {
+		log.Warn("model reference not resolved; keeping the stored pin", "deployment", d.Metadata.Name, "uri", old.Spec.Model.URI, "err", err)
+		d.Spec.Model.URI = old.Spec.Model.URI
+		return nil
+	}
+	return err
 }
 
 // handler returns h with the registry under /v2/ when the registry has no

@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/examples"
 	"github.com/shoal-ml/shoal/internal/control"
+	"github.com/shoal-ml/shoal/internal/control/store"
 	"github.com/shoal-ml/shoal/internal/registry"
 )
 
@@ -282,5 +286,45 @@ func TestUpRegistryListeners(t *testing.T) {
 		if path == "/v1/info" && string(b) != want {
 			t.Errorf("GET /v1/info = %q, want the control API", b)
 		}
+	}
+}
+
+// TestUpStartupKeepsThePinWithoutTheRegistry: an object given to shoal up
+// whose registry is down keeps the pin stored for it, so a restart does
+// not need the registry; one never pinned fails.
+func TestUpStartupKeepsThePinWithoutTheRegistry(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	st, err := store.Open(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := openUpRegistry(t.TempDir(), "127.0.0.1:8070", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	const tag = "oci://127.0.0.1:1/models/iris:1"
+	pinned := tag + "@sha256:" + strings.Repeat("ab", 32)
+	dep := func(name, uri string) v1alpha1.ModelDeployment {
+		d := v1alpha1.ModelDeployment{
+			TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindModelDeployment},
+			Metadata: v1alpha1.ObjectMeta{Name: name},
+			Spec:     v1alpha1.ModelDeploymentSpec{Model: v1alpha1.ModelSource{URI: uri}},
+		}
+		d.Default()
+		return d
+	}
+	if _, err := st.Create(dep("iris", pinned)); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	d := dep("iris", tag)
+	if err := u.pinStartup(t.Context(), st, &d, log); err != nil || d.Spec.Model.URI != pinned {
+		t.Errorf("pinStartup(stored pin, registry down) = %v, uri %s, want the stored pin", err, d.Spec.Model.URI)
+	}
+	other := dep("wine", tag)
+	if err := u.pinStartup(t.Context(), st, &other, log); !errors.Is(err, control.ErrBadRequest) {
+		t.Errorf("pinStartup(never pinned, registry down) = %v, want ErrBadRequest", err)
 	}
 }

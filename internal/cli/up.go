@@ -98,7 +98,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := d.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", d.Metadata.Name, err)
 		}
-		if err := control.PinModel(ctx, ur.resolve, &d); err != nil {
+		if err := ur.pinStartup(ctx, st, &d, log); err != nil {
 			return err
 		}
 		if _, err := control.Apply(st, d); err != nil {

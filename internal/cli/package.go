@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +34,7 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		base        = fl.String("base", "", "base image: a docker save tarball or OCI layout `PATH` (default: scratch)")
 		binary      = fl.String("binary", "", "static linux shoal binary to put in the image (default: this one)")
 		source      = fl.String("source", "", "org.opencontainers.image.source label `URL`")
-		created     = fl.String("created", "", "image creation `time`, RFC 3339 (default: the Unix epoch, for reproducible builds)")
+		created     = fl.String("created", "", "image creation `time`, RFC 3339 (default: $SOURCE_DATE_EPOCH, else the Unix epoch, for reproducible builds)")
 		pyBase      = fl.String("python-base", "", "custom code: write a Docker build context FROM this Python `IMAGE` (python:3.11-slim) instead of building")
 		contextDir  = fl.String("context", "", "with -python-base: the build context `DIR` to write (absent or empty)")
 		reqs        = fl.String("requirements", "", "with -python-base: a requirements.txt `FILE` to pip install")
@@ -79,6 +81,13 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usageError{fmt.Errorf("-created %q: want RFC 3339 (2026-01-02T15:04:05Z)", *created)}
 		}
 		when = t
+	} else if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		// The reproducible-builds.org convention: seconds since the epoch.
+		sec, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || sec < 0 {
+			return usageError{fmt.Errorf("SOURCE_DATE_EPOCH %q: want whole seconds since 1970", v)}
+		}
+		when = time.Unix(sec, 0)
 	}
 
 	if *pyBase != "" {

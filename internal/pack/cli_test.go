@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/shoal-ml/shoal/internal/cli"
+	"github.com/shoal-ml/shoal/internal/pack"
 )
 
 // TestPackageCommand runs `shoal package` (internal/cli, which owns the
@@ -64,5 +65,27 @@ func TestPackageCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "x.tar")); err == nil {
 		t.Error("a failed build left x.tar behind")
+	}
+}
+
+func TestPackageCommandSourceDateEpoch(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "86400")
+	dir := t.TempDir() + "/oci"
+	var stdout, stderr bytes.Buffer
+	if code := cli.Run(context.Background(), []string{"package", repo, "-t", "iris:1", "-layout", dir, "-binary", staticBinary(t), "-q"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d: %s", code, &stderr)
+	}
+	img, err := pack.LoadBase(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	if got := cf.Config.Labels["org.opencontainers.image.created"]; got != "1970-01-02T00:00:00Z" {
+		t.Errorf("created label %q with SOURCE_DATE_EPOCH=86400, want 1970-01-02T00:00:00Z", got)
+	}
+
+	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
+	if code := cli.Run(context.Background(), []string{"package", repo, "-t", "iris:1", "-layout", dir, "-binary", staticBinary(t), "-q"}, &stdout, &stderr); code != 2 {
+		t.Errorf("exit code %d with SOURCE_DATE_EPOCH=yesterday, want 2", code)
 	}
 }

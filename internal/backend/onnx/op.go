@@ -198,6 +198,7 @@ func DefaultOps() *OpSet {
 		swigluOps(),
 		imageOps(),
 		stftOps(),
+		legacyOps(),
 	)
 	if err != nil {
 		panic(err) // a programming error in the lists, caught by every test

@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/shoal-ml/shoal/internal/backend"
 	"github.com/shoal-ml/shoal/internal/backend/lightgbm"
@@ -47,8 +50,12 @@ func (m Model) Custom() bool { return customFormats[m.Format] }
 // first load error (a bad model.yaml, an unknown format, a model file that
 // does not parse), or an error wrapping ErrNoModels.
 func Inspect(ctx context.Context, model string) ([]Model, error) {
-	if _, err := os.Stat(model); err != nil {
+	st, err := os.Stat(model)
+	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
+	}
+	if st.IsDir() && isModelDir(model) {
+		return nil, fmt.Errorf("%w: %s holds one model's versions; give the repository above it (%s), as shoal serve takes", ErrModelDir, model, filepath.Dir(filepath.Clean(model)))
 	}
 	loaders := map[string]backend.Loader{
 		"xgboost":  xgboost.Load,
@@ -99,6 +106,34 @@ func Inspect(ctx context.Context, model string) ([]Model, error) {
 		m.Signature = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	return out, nil
+}
+
+// ErrModelDir: the path given is one model's directory (its version
+// directories inside), not a repository of models.
+var ErrModelDir = errors.New("pack: a model directory, not a model repository")
+
+// isModelDir reports whether dir looks like one model's directory rather
+// than a repository: a model.yaml at its top, or only version directories
+// (1, 2, ...) below it.
+func isModelDir(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "model.yaml")); err == nil {
+		return true
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	versions := 0
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if v, err := strconv.ParseInt(e.Name(), 10, 64); err != nil || v < 1 {
+			return false
+		}
+		versions++
+	}
+	return versions > 0
 }
 
 // get answers a GET of path from h in memory.

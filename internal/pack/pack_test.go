@@ -361,6 +361,7 @@ func TestImageRefuses(t *testing.T) {
 		{"unknown format", pack.Options{ModelDir: unknown, Binary: bin}, serve.ErrBadConfig, `unknown format "sklearn"`},
 		{"model that does not parse", pack.Options{ModelDir: garbled, Binary: bin}, nil, `load model "m" version 1`},
 		{"empty repository", pack.Options{ModelDir: empty, Binary: bin}, pack.ErrNoModels, "no models"},
+		{"a model directory", pack.Options{ModelDir: repo + "/iris", Binary: bin}, pack.ErrModelDir, "give the repository above it (../../examples/models)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := pack.Image(context.Background(), tc.o)

@@ -52,7 +52,7 @@ func newIf(n *Node) (Kernel, error) {
 		}
 		defer branch.release()
 		if err := branch.run(tmp.Context(), in[declared:]); err != nil {
-			return fmt.Errorf("If: %w", err)
+			return fmt.Errorf("branch of If: %w", err)
 		}
 		for k := range out {
 			if err := out[k].CopyFrom(branch.output(k)); err != nil {
@@ -157,7 +157,7 @@ func newLoop(n *Node) (Kernel, error) {
 				ls.body.setInput(2+k, &ls.carry[cur][k])
 			}
 			if err := ls.body.run(ctx, captured); err != nil {
-				return fmt.Errorf("Loop iteration %d: %w", i, err)
+				return fmt.Errorf("iteration %d of Loop: %w", i, err)
 			}
 			if hasCond {
 				c := ls.body.output(0)
@@ -202,7 +202,7 @@ func newLoop(n *Node) (Kernel, error) {
 		}
 		for k := range nScan {
 			if err := stackScan(tmp, out[nCarried+k], ls.scans[k][:i], scanTypes[k], 0, false); err != nil {
-				return fmt.Errorf("Loop scan output %d: %w", k, err)
+				return fmt.Errorf("scan output %d of Loop: %w", k, err)
 			}
 		}
 		return nil
@@ -481,7 +481,7 @@ func (sp *scanSpec) run(tmp *Scratch, ss *scanState, in, captured, out []*Value)
 			ss.body.setInput(sp.nState+j, &ss.slices[j])
 		}
 		if err := ss.body.run(ctx, captured); err != nil {
-			return fmt.Errorf("Scan iteration %d: %w", t, err)
+			return fmt.Errorf("iteration %d of Scan: %w", t, err)
 		}
 		next := 1 - cur
 		for k := range sp.nState {
@@ -519,7 +519,7 @@ func (sp *scanSpec) run(tmp *Scratch, ss *scanState, in, captured, out []*Value)
 			axis += len(elems[0].Tensor.Shape) + 1
 		}
 		if err := stackScan(tmp, out[sp.nState+k], elems, sp.outTypes[k], axis, sp.outRev[k]); err != nil {
-			return fmt.Errorf("Scan output %d: %w", k, err)
+			return fmt.Errorf("output %d of Scan: %w", k, err)
 		}
 	}
 	return nil
@@ -595,7 +595,7 @@ func newScan8(n *Node) (Kernel, error) {
 		}
 		for k := range out {
 			if err := stackScan(tmp, out[k], ss.bouts[k][:max(B, 0)], tensor.FP32, 0, false); err != nil {
-				return fmt.Errorf("Scan output %d: %w", k, err)
+				return fmt.Errorf("output %d of Scan: %w", k, err)
 			}
 		}
 		return nil

@@ -91,7 +91,8 @@ type Config struct {
 	// in whole seconds (rounded up). Zero means 10s.
 	Grace time.Duration
 	// HealthInterval is the period of the health check of a ready
-	// replica. Zero means 500ms.
+	// replica; a check fails after HealthInterval or 1s, whichever is
+	// longer. Zero means 500ms.
 	HealthInterval time.Duration
 	// StartTimeout bounds how long a container may take to become ready
 	// before it is killed and started again. It does not count the image

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/shoal-ml/shoal/examples"
 	"github.com/shoal-ml/shoal/internal/pack"
@@ -69,13 +72,64 @@ func testMain(m *testing.M) int {
 	imageRepo = uniqueName()
 	defer removeImages(imageRepo)
 	shoalBin = filepath.Join(dir, "shoal")
-	cmd := exec.Command("go", "build", "-o", shoalBin, "github.com/shoal-ml/shoal/cmd/shoal")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build static shoal: %v\n%s", err, out)
+	if err := buildStatic(shoalBin, "github.com/shoal-ml/shoal/cmd/shoal"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := prebuild(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
+}
+
+// buildStatic builds a static linux binary of pkg at out.
+func buildStatic(out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build static %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// prebuild builds the image of the example repository with `shoal
+// package` and loads it, tagged as the backend tags it: the tests start
+// their iris replicas from it, so that no test compresses the 30 MB
+// binary in this process, which takes minutes under the race detector.
+// TestImageBuildAndLoad covers the backend's own build.
+func prebuild(dir string) error {
+	model := filepath.Join(dir, "models")
+	root, err := fs.Sub(examples.Models, "models")
+	if err != nil {
+		return err
+	}
+	if err := os.CopyFS(model, root); err != nil {
+		return err
+	}
+	src, err := source(model, shoalBin)
+	if err != nil {
+		return err
+	}
+	tag := imageRepo + "/iris:" + src
+	tar := filepath.Join(dir, "iris.tar")
+	if out, err := exec.Command(shoalBin, "package", "-q", "-t", tag, "-o", tar, model).CombinedOutput(); err != nil {
+		return fmt.Errorf("shoal package: %v\n%s", err, out)
+	}
+	api, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	return load(context.Background(), api, tag, func(w io.Writer) error {
+		f, err := os.Open(tar)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	})
 }
 
 // engine returns a client of the engine, or skips the test when none
@@ -499,5 +553,67 @@ func TestSource(t *testing.T) {
 	}
 	if _, err := source(filepath.Join(a, "missing"), bin); err == nil {
 		t.Error("source of a missing model: want an error")
+	}
+}
+
+// TestImageBuildAndLoad builds an image in the backend (with a small
+// static binary standing in for shoal) and streams it into the engine: it
+// is tagged by its source, is the image `shoal package` makes of the same
+// inputs, and is found, not built again, for another revision.
+func TestImageBuildAndLoad(t *testing.T) {
+	api := engine(t)
+	tiny := filepath.Join(t.TempDir(), "tiny")
+	if err := buildStatic(tiny, "github.com/shoal-ml/shoal/internal/replica/docker/testdata/tiny"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, logs := testConfig(t, api)
+	cfg.Binary = tiny
+	b, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	model := modelDir(t)
+	id, err := b.image(t.Context(), Spec{Deployment: "tiny", Revision: "tiny-1", Model: model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := source(model, tiny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := api.ImageInspect(t.Context(), imageRepo+"/tiny:"+src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ID != id || info.Config.User != pack.User || strings.Join(info.Config.Entrypoint, " ") != "/shoal serve" ||
+		info.Config.Labels[pack.LabelModels] != "iris" {
+		t.Errorf("image %s: user %q, entrypoint %q, labels %v", info.ID, info.Config.User, info.Config.Entrypoint, info.Config.Labels)
+	}
+
+	// `shoal package` of the same binary and model makes the same image.
+	tar := filepath.Join(t.TempDir(), "tiny.tar")
+	if out, err := exec.Command(shoalBin, "package", "-q", "-binary", tiny, "-t", "tiny:1", "-o", tar, model).CombinedOutput(); err != nil {
+		t.Fatalf("shoal package: %v\n%s", err, out)
+	}
+	tag, err := name.NewTag("tiny:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.ImageFromPath(tar, &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfgName, err := img.ConfigName(); err != nil || cfgName.String() != id {
+		t.Errorf("shoal package made %v (%v), the backend %s", cfgName, err, id)
+	}
+
+	// Another revision of the same source: found by its tag.
+	id2, err := b.image(t.Context(), Spec{Deployment: "tiny", Revision: "tiny-2", Model: modelDir(t)})
+	if err != nil || id2 != id {
+		t.Errorf("image of another revision = %s, %v; want %s", id2, err, id)
+	}
+	if n := strings.Count(logs.String(), "image loaded"); n != 1 {
+		t.Errorf("%d images loaded, want 1", n)
 	}
 }

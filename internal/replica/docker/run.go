@@ -26,6 +26,9 @@ const (
 	stableAfter = 10 * time.Second
 	// apiTimeout bounds one Engine API call of the supervision loop.
 	apiTimeout = 30 * time.Second
+	// checkTimeout is the least time a health check may take (through
+	// the engine's port forwarding, on a busy host) before it fails.
+	checkTimeout = time.Second
 )
 
 // errGone: the container vanished and the backend cannot make it again
@@ -217,7 +220,7 @@ func (b *Backend) watch(ctx context.Context, e *entry, id, addr string) (readyFo
 		case <-t.C:
 		}
 		interval := b.cfg.HealthInterval
-		hctx, hcancel := context.WithTimeout(ctx, interval)
+		hctx, hcancel := context.WithTimeout(ctx, max(interval, checkTimeout))
 		herr := b.check(hctx, addr)
 		hcancel()
 		switch {

@@ -11,6 +11,9 @@
 // state taken from a pool, so that concurrent Infer calls never share
 // buffers.
 //
-// It does not train, does not run ONNX functions or control flow (If, Loop,
-// Scan), and does not use accelerators.
+// Control flow (If, Loop, Scan) and the other operators with graph
+// attributes run planned subgraphs that read outer-scope values (see
+// subgraph.go); sequences and optionals are Values too. It does not train
+// (beyond single optimizer steps), does not run model-local ONNX
+// functions, and does not use accelerators.
 package onnx

@@ -528,3 +528,69 @@ func TestUpCanary(t *testing.T) {
 		t.Errorf("events %s, want CanaryStarted then CanaryStep", r)
 	}
 }
+
+// TestUpCanaryRestart: a control plane killed with SIGKILL in the middle
+// of a canary step and started again on the same state directory resumes
+// that step (the canary's replica adopted, its analysis kept) instead of
+// finishing the rollout as a rolling update; a promote then ends it.
+func TestUpCanaryRestart(t *testing.T) {
+	hold := strings.Replace(strings.Replace(irisCanary, "    - weight: 25\n      pause: 1s\n    - weight: 50\n      pause: 1s\n", "    - weight: 50\n      pause: 1h\n", 1), "      minRequests: 20\n", "      minRequests: 10\n", 1)
+	manifest := repoWithManifest(t, hold)
+	state := t.TempDir()
+	u := startUp(t, state, nil, manifest)
+	waitFor(t, 20*time.Second, "two ready replicas", func() bool { return u.settled("iris", 2) })
+	stable := u.deployment("iris")
+	stableRev := control.RevisionName(&stable)
+
+	canaryDoc := strings.Replace(hold, "    uri: models\n", "    uri: "+filepath.Join(filepath.Dir(manifest), "models")+"\n  runtime:\n    args: [\"-default-timeout\", \"20s\"]\n", 1)
+	u.apply(canaryDoc)
+	stop := u.load("iris", 2)
+	canaryCond := func(u *up) string {
+		d := u.deployment("iris")
+		for _, c := range d.Status.Conditions {
+			if c.Type == "Canary" {
+				return c.Status + " " + c.Message
+			}
+		}
+		return ""
+	}
+	waitFor(t, 30*time.Second, "the canary judged healthy", func() bool { return strings.Contains(canaryCond(u), "healthy") })
+	if ok, failed, errs := stop(); failed != 0 || ok == 0 {
+		t.Errorf("canary: %d ok, %d failed %q; want none failed", ok, failed, errs)
+	}
+	d := u.deployment("iris")
+	canaryRev := control.RevisionName(&d)
+	u.kill()
+
+	// Started again with the canary's spec, as it was applied last.
+	again := filepath.Join(filepath.Dir(manifest), "canary.yaml")
+	if err := os.WriteFile(again, []byte(canaryDoc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u2 := startUp(t, state, u, again)
+	waitFor(t, 20*time.Second, "CanaryResumed", func() bool { return strings.Contains(u2.reasons("iris"), "CanaryResumed") })
+	revs := map[string]int{}
+	for _, r := range u2.replicas("iris") {
+		revs[r.Revision]++
+		if !r.Adopted {
+			t.Errorf("replica %s not adopted after the restart", r.ID)
+		}
+	}
+	if revs[stableRev] != 2 || revs[canaryRev] != 1 {
+		t.Errorf("replicas by revision after the restart = %v, want 2 of %s and 1 of %s (the step goes on)", revs, stableRev, canaryRev)
+	}
+	if c := canaryCond(u2); !strings.HasPrefix(c, "True") {
+		t.Errorf("Canary condition after the restart = %q, want True (in progress)", c)
+	}
+	if r := u2.reasons("iris"); strings.Count(r, "CanaryStarted") != 1 || strings.Contains(r, "RolloutStarted") {
+		t.Errorf("events %s, want one CanaryStarted and no rolling update", r)
+	}
+	var out, errb bytes.Buffer
+	if code := Run(t.Context(), []string{"rollout", "promote", "iris", "-control", u2.ctlAddr}, &out, &errb); code != 0 {
+		t.Fatalf("shoal rollout promote = %d %s%s", code, out.String(), errb.String())
+	}
+	// settled: only the canary's revision (the spec's) runs, 2 ready.
+	waitFor(t, 30*time.Second, "promotion", func() bool {
+		return strings.Contains(u2.reasons("iris"), "Promoted") && u2.settled("iris", 2)
+	})
+}

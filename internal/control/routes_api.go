@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -61,11 +62,12 @@ func (a *api) routes(w http.ResponseWriter, r *http.Request) error {
 	var mu sync.Mutex
 	var latest *gateway.Table
 	changed := make(chan struct{}, 1)
+	stopped := make(chan error, 1) // the source's Watch returned
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		// update must not block: a TableSource calls it under its lock.
-		a.cfg.Routes.Watch(ctx, func(t *gateway.Table) {
+		stopped <- a.cfg.Routes.Watch(ctx, func(t *gateway.Table) {
 			mu.Lock()
 			latest = t
 			mu.Unlock()
@@ -86,6 +88,14 @@ func (a *api) routes(w http.ResponseWriter, r *http.Request) error {
 	if watch != "true" {
 		select {
 		case <-changed:
+		case err := <-stopped:
+			if t := take(); t != nil { // a table came before the end
+				return writeJSON(w, t)
+			}
+			if err == nil {
+				err = errors.New("control: the routing table's source stopped")
+			}
+			return err
 		case <-ctx.Done():
 			return nil
 		}
@@ -114,6 +124,8 @@ func (a *api) routes(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-stopped:
+			return nil // the stream ends; the gateway watches again
 		case <-changed:
 			if t := take(); t != nil {
 				err = send(routesEvent{Type: "routes", Routes: t})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -269,6 +270,19 @@ func runDescribe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fmt.Fprint(tw, ", paused")
 		}
 		fmt.Fprintln(tw)
+		if t := s.Traffic; len(t.Split) > 0 || t.Mirror != nil {
+			var parts []string
+			for _, sp := range t.Split {
+				parts = append(parts, fmt.Sprintf("%s %d%%", sp.Revision, sp.Weight))
+			}
+			if m := t.Mirror; m != nil {
+				parts = append(parts, fmt.Sprintf("mirror %g%% to %s", m.Percent, m.Revision))
+			}
+			fmt.Fprintf(tw, "Traffic:\t%s\n", strings.Join(parts, ", "))
+		}
+		if r := s.Resources; r.CPU != "" || r.Memory != "" {
+			fmt.Fprintf(tw, "Resources:\tcpu %s, memory %s\n", cmp.Or(r.CPU, "-"), cmp.Or(r.Memory, "-"))
+		}
 		fmt.Fprintln(tw, "\nREVISION\tDESIRED\tREADY\tTRAFFIC")
 		for _, r := range d.Status.Revisions {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d%%\n", r.Name, r.DesiredReplicas, r.ReadyReplicas, r.TrafficPercent)

@@ -370,15 +370,15 @@ func expandRows(r *rowNode) ([]rowVal, error) {
 func matMulRows(r *rowNode) ([]rowVal, error) {
 	a, err := r.batchedIn(0)
 	if err != nil {
-		return nil, fmt.Errorf("A: %w", err)
+		return nil, fmt.Errorf("operand A: %w", err)
 	}
 	b, err := r.constIn(1, false)
 	if err != nil {
-		return nil, fmt.Errorf("B: %w (a batched B mixes rows)", err)
+		return nil, fmt.Errorf("operand B: %w (a batched B mixes rows)", err)
 	}
 	sb, _ := b.constShape()
 	if len(a.shape) < 2 {
-		return nil, fmt.Errorf("A of rank %d: its rows are contracted", len(a.shape))
+		return nil, fmt.Errorf("operand A of rank %d: its rows are contracted", len(a.shape))
 	}
 	shape := slices.Clone(a.shape[:len(a.shape)-1])
 	switch len(sb) {
@@ -386,7 +386,7 @@ func matMulRows(r *rowNode) ([]rowVal, error) {
 	case 2:
 		shape = append(shape, sb[1])
 	default:
-		return nil, fmt.Errorf("B of rank %d", len(sb))
+		return nil, fmt.Errorf("operand B of rank %d", len(sb))
 	}
 	return rowOuts(r.nout, shape), nil
 }
@@ -396,18 +396,18 @@ func matMulRows(r *rowNode) ([]rowVal, error) {
 func gemmRows(r *rowNode) ([]rowVal, error) {
 	a, err := r.batchedIn(0)
 	if err != nil {
-		return nil, fmt.Errorf("A: %w", err)
+		return nil, fmt.Errorf("operand A: %w", err)
 	}
 	if len(a.shape) != 2 || r.attrs.Int("transA", 0) != 0 {
-		return nil, fmt.Errorf("A is transposed or not a matrix: its rows are contracted")
+		return nil, fmt.Errorf("operand A is transposed or not a matrix: its rows are contracted")
 	}
 	b, err := r.constIn(1, false)
 	if err != nil {
-		return nil, fmt.Errorf("B: %w (a batched B mixes rows)", err)
+		return nil, fmt.Errorf("operand B: %w (a batched B mixes rows)", err)
 	}
 	sb, _ := b.constShape()
 	if len(sb) != 2 {
-		return nil, fmt.Errorf("B of rank %d", len(sb))
+		return nil, fmt.Errorf("operand B of rank %d", len(sb))
 	}
 	cols := sb[1]
 	if r.attrs.Int("transB", 0) != 0 {
@@ -422,10 +422,10 @@ func gemmRows(r *rowNode) ([]rowVal, error) {
 		c := r.in[2]
 		if c.batched() {
 			if len(c.shape) != 2 || c.seq {
-				return nil, fmt.Errorf("C is batched but not a matrix")
+				return nil, fmt.Errorf("operand C is batched but not a matrix")
 			}
 		} else if sc, ok := c.constShape(); !ok || (len(sc) == 2 && sc[0] != 1) || len(sc) > 2 {
-			return nil, fmt.Errorf("C of shape %v spans the batch dimension", sc)
+			return nil, fmt.Errorf("operand C of shape %v spans the batch dimension", sc)
 		}
 	}
 	return rowOuts(r.nout, []int64{-1, cols}), nil

@@ -754,6 +754,9 @@ func sliceOpRows(r *rowNode) ([]rowVal, error) {
 	if r.version < 10 {
 		starts, axes = r.attrs.Ints("starts"), r.attrs.Ints("axes")
 	} else {
+		if len(r.in) < 3 {
+			return nil, fmt.Errorf("no starts and ends")
+		}
 		for k := 1; k < len(r.in); k++ {
 			if _, err := r.constIn(k, k >= 3); err != nil {
 				return nil, err

@@ -1,6 +1,10 @@
 package onnx
 
 import (
+	"fmt"
+	"math"
+	"strings"
+
 	"github.com/shoal-ml/shoal/internal/tensor"
 )
 
@@ -213,5 +217,79 @@ func qLinearConvShape(c *shapeCtx) error {
 		out.dt = c.input(0).dt
 	}
 	c.set(0, out)
+	return nil
+}
+
+// gatherNDShape: indices [..., k] pick slices of data after its first
+// batch_dims dimensions: indices.shape[:-1] + data.shape[batch_dims+k:].
+func gatherNDShape(c *shapeCtx) error {
+	data, idx := c.input(0), c.input(1)
+	out := vshape{dt: data.dt}
+	b := c.n.Attrs.Int("batch_dims", 0)
+	if data.ranked && idx.ranked && len(idx.dims) >= 1 && b >= 0 && b < int64(len(idx.dims)) {
+		if k := idx.dims[len(idx.dims)-1]; k.known() && b+int64(k) <= int64(len(data.dims)) {
+			out.ranked = true
+			out.dims = append(append([]dim{}, idx.dims[:len(idx.dims)-1]...), data.dims[b+int64(k):]...)
+		}
+	}
+	c.set(0, out)
+	return nil
+}
+
+// rangeShape: ceil((limit - start) / delta) elements when the three are
+// constants, as the kernel counts them.
+func rangeShape(c *shapeCtx) error {
+	out := ranked(c.input(0).dt, unknownDim)
+	var v [3]float64
+	for i := range v {
+		if i >= len(c.n.Const) || c.n.Const[i] == nil || c.n.Const[i].Kind != KindTensor || c.n.Const[i].Len() != 1 {
+			c.set(0, out)
+			return nil
+		}
+		v[i] = float64At(c.n.Const[i].Tensor.Data, 0)
+	}
+	if n := math.Ceil((v[1] - v[0]) / v[2]); v[2] != 0 && n <= maxDim {
+		out.dims[0] = dim(max(n, 0))
+	}
+	c.set(0, out)
+	return nil
+}
+
+// einsumShape: every output letter takes its size from the inputs; an
+// equation with an ellipsis or without an explicit output is left
+// unknown.
+func einsumShape(c *shapeCtx) error {
+	eq := strings.ReplaceAll(c.n.Attrs.String("equation", ""), " ", "")
+	lhs, rhs, ok := strings.Cut(eq, "->")
+	if !ok || strings.Contains(eq, ".") {
+		return nil
+	}
+	terms := strings.Split(lhs, ",")
+	size := map[rune]dim{}
+	for i, term := range terms {
+		x := c.input(i)
+		if !x.ranked || len(x.dims) != len(term) {
+			return nil
+		}
+		for j, l := range term {
+			d := x.dims[j]
+			prev, seen := size[l]
+			switch {
+			case !seen || prev == 1 || prev == unknownDim:
+				size[l] = d
+			case d.known() && prev.known() && d != prev && d != 1:
+				return fmt.Errorf("%w: einsum letter %q is %d and %d", errDims, l, prev, d)
+			}
+		}
+	}
+	dims := make([]dim, 0, len(rhs))
+	for _, l := range rhs {
+		d, ok := size[l]
+		if !ok {
+			return nil
+		}
+		dims = append(dims, d)
+	}
+	c.set(0, ranked(c.input(0).dt, dims...))
 	return nil
 }

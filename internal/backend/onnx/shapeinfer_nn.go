@@ -629,11 +629,6 @@ func padShape(c *shapeCtx) error {
 	return nil
 }
 
-func rangeShape(c *shapeCtx) error {
-	c.set(0, vshape{dt: c.input(0).dt, ranked: true, dims: []dim{unknownDim}})
-	return nil
-}
-
 func depthSpaceShape(toSpace bool) shapeFunc {
 	return func(c *shapeCtx) error {
 		x := c.input(0)

@@ -143,6 +143,10 @@ func shapeFuncFor(domain, typ string, version int64) shapeFunc {
 		return oneHotShape
 	case "Compress":
 		return compressShape
+	case "GatherND":
+		return gatherNDShape
+	case "Einsum":
+		return einsumShape
 	case "Det":
 		return detShape
 	case "QLinearMatMul":

@@ -268,13 +268,13 @@ func stackScan(tmp *Scratch, out *Value, elems []*Value, dt tensor.DType, axis i
 }
 
 // sliceAxis makes dst the slice of src at index p of axis (which it
-// removes from the shape).
-func sliceAxis(dst, src *Value, axis, p int) error {
+// removes from the shape), building the shape in tmp.
+func sliceAxis(tmp *Scratch, dst, src *Value, axis, p int) error {
 	shape := src.Tensor.Shape
 	L := int(shape[axis])
-	var buf [16]int64
-	ds := append(buf[:0], shape[:axis]...)
-	ds = append(ds, shape[axis+1:]...)
+	ds := tmp.Shape(len(shape) - 1)
+	copy(ds, shape[:axis])
+	copy(ds[axis:], shape[axis+1:])
 	if err := dst.Resize(src.Tensor.DType, ds); err != nil {
 		return err
 	}
@@ -475,7 +475,7 @@ func (sp *scanSpec) run(tmp *Scratch, ss *scanState, in, captured, out []*Value)
 			if sp.inRev[j] {
 				p = L - 1 - t
 			}
-			if err := sliceAxis(&ss.slices[j], x, a, p); err != nil {
+			if err := sliceAxis(tmp, &ss.slices[j], x, a, p); err != nil {
 				return err
 			}
 			ss.body.setInput(sp.nState+j, &ss.slices[j])
@@ -579,7 +579,7 @@ func newScan8(n *Node) (Kernel, error) {
 		}
 		for b := range B {
 			for i := range nAll {
-				if err := sliceAxis(&ss.batch[i], rest[i], 0, b); err != nil {
+				if err := sliceAxis(tmp, &ss.batch[i], rest[i], 0, b); err != nil {
 					return err
 				}
 			}

@@ -270,9 +270,9 @@ func TestLoopCancelled(t *testing.T) {
 	}
 }
 
-func TestScan(t *testing.T) {
-	// Running sum over axis 1 of x [2, 3], read backwards, with the partial
-	// sums stacked along output axis 1.
+// scanModel: a running sum over axis 1 of x [2, 3], read backwards, with
+// the partial sums stacked along output axis 1.
+func scanModel() *onnxpb.GraphProto {
 	body := &onnxpb.GraphProto{
 		Name:   proto.String("body"),
 		Input:  []*onnxpb.ValueInfoProto{sgVI("acc_in", onnxFloat), sgVI("col", onnxFloat)},
@@ -287,7 +287,11 @@ func TestScan(t *testing.T) {
 			sgIntsAttr("scan_input_axes", 1), sgIntsAttr("scan_input_directions", 1), sgIntsAttr("scan_output_axes", -1))},
 		Output: []*onnxpb.ValueInfoProto{sgVI("sum", onnxFloat), sgVI("partials", onnxFloat)},
 	}
-	m, err := sgParse(t, g, 0)
+	return g
+}
+
+func TestScan(t *testing.T) {
+	m, err := sgParse(t, scanModel(), 0)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -307,25 +311,36 @@ func TestScan(t *testing.T) {
 	}
 }
 
-func TestLoopSteadyStateAllocs(t *testing.T) {
+func TestControlSteadyStateAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's sync.Pool drops items at random, so pooled buffers are reallocated")
 	}
-	m, err := sgParse(t, loopModel(2), 0)
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	s := m.newState()
-	for k, v := range []*Value{sgScalar(tensor.Int64, int64(4)), sgScalar(tensor.Bool, true), sgF32([]int64{2}, 1, 2), sgF32([]int64{2}, 0, 0)} {
-		s.inputs[k] = *v
-	}
-	ctx := context.Background()
-	allocs := testing.AllocsPerRun(20, func() {
-		if err := m.run(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("a run with a Loop allocates %v times, want 0", allocs)
+	for _, tt := range []struct {
+		name string
+		g    *onnxpb.GraphProto
+		in   []*Value
+	}{
+		{"Loop with a nested If", loopModel(2), []*Value{sgScalar(tensor.Int64, int64(4)), sgScalar(tensor.Bool, true), sgF32([]int64{2}, 1, 2), sgF32([]int64{2}, 0, 0)}},
+		{"Scan", scanModel(), []*Value{sgF32([]int64{2}, 0, 0), sgF32([]int64{2, 3}, 1, 2, 3, 4, 5, 6)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := sgParse(t, tt.g, 0)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			s := m.newState()
+			for k, v := range tt.in {
+				s.inputs[k] = *v
+			}
+			ctx := context.Background()
+			allocs := testing.AllocsPerRun(20, func() {
+				if err := m.run(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("a run allocates %v times, want 0", allocs)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,9 +11,15 @@ import (
 // balance is capped so that a long calm cannot pay for a retry storm. It
 // counts in thousandths of a retry. It is safe for concurrent use; time
 // comes from the caller.
+//
+// While the balance is at its cap (no retry lately: the usual case), a
+// request deposits nothing and takes no lock: full says so. A request
+// racing with a retry may then skip its deposit, which only makes the
+// budget stricter by one request's share.
 type budget struct {
 	perRequest, perSecond, cap int64
 
+	full    atomic.Bool // balance == cap
 	mu      sync.Mutex
 	balance int64
 	last    time.Time
@@ -20,14 +27,22 @@ type budget struct {
 
 func newBudget(ratio, minPerSec float64) *budget {
 	c := int64(max(10, minPerSec*10) * 1000)
-	return &budget{perRequest: int64(ratio * 1000), perSecond: int64(minPerSec * 1000), cap: c, balance: c}
+	b := &budget{perRequest: int64(ratio * 1000), perSecond: int64(minPerSec * 1000), cap: c, balance: c}
+	b.full.Store(true)
+	return b
 }
 
 // request records one live request at now.
 func (b *budget) request(now time.Time) {
+	if b.full.Load() {
+		// At the cap a deposit changes nothing, and neither does the time
+		// since last: refill only ever tops the balance up to the cap.
+		return
+	}
 	b.mu.Lock()
 	b.refill(now)
 	b.balance = min(b.cap, b.balance+b.perRequest)
+	b.full.Store(b.balance == b.cap)
 	b.mu.Unlock()
 }
 
@@ -40,6 +55,7 @@ func (b *budget) retry(now time.Time) bool {
 		return false
 	}
 	b.balance -= 1000
+	b.full.Store(false)
 	return true
 }
 

@@ -8,6 +8,7 @@ one matrix product that reads them once.
 Run with Debian's python3-onnx and python3-numpy:
 
     /usr/bin/python3 gen_mlp.py mlp.onnx            # the model (committed)
+    /usr/bin/python3 gen_mlp.py --hidden 2048 OUT.onnx  # a wider one: 64 -> 2048 -> 2048 -> 10
     /usr/bin/python3 gen_mlp.py --bodies OUT.jsonl  # 4096 request bodies
 
 The seeds are fixed, so both are the same every run. Each body is one
@@ -24,7 +25,8 @@ from onnx import TensorProto, helper, numpy_helper
 SIZES = [64, 512, 512, 10]
 
 
-def model():
+def model(hidden=512):
+    SIZES[1:3] = [hidden, hidden]
     rng = np.random.default_rng(7)
     inits, nodes = [], []
     prev = "input"
@@ -65,5 +67,7 @@ if __name__ == "__main__":
         bodies(sys.argv[2])
     elif len(sys.argv) == 2:
         onnx.save(model(), sys.argv[1])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--hidden" and sys.argv[2].isdigit() and int(sys.argv[2]) > 0:
+        onnx.save(model(int(sys.argv[2])), sys.argv[3])
     else:
         sys.exit(__doc__)

@@ -25,7 +25,10 @@
 # Environment: REPEAT (3), DURATION (5s), WARMUP (1s), CONCS ("1 8 64"),
 # PORT (28190), TIMEOUT_US (50000), and the batched model's settings:
 # MAX_CONCURRENCY (1: batches executing at once), MAX_QUEUE_DELAY (0s),
-# WAIT_FOR_ARRIVING (false); SERVER_CPUS, DRIVE_CPUS (unset: not pinned).
+# WAIT_FOR_ARRIVING (false); SERVER_CPUS, DRIVE_CPUS (unset: not pinned);
+# HIDDEN (512: the committed mlp.onnx; another width is generated);
+# OVERLOAD_INFLIGHT (256: the overload generator's connections; a start
+# beyond them is skipped and counted as other, as a client pool would).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -38,6 +41,8 @@ TIMEOUT_US=${TIMEOUT_US:-50000}
 MAX_CONCURRENCY=${MAX_CONCURRENCY:-1}
 MAX_QUEUE_DELAY=${MAX_QUEUE_DELAY:-0s}
 WAIT_FOR_ARRIVING=${WAIT_FOR_ARRIVING:-false}
+HIDDEN=${HIDDEN:-512}
+OVERLOAD_INFLIGHT=${OVERLOAD_INFLIGHT:-256}
 MAXC=$(echo $CONCS | tr ' ' '\n' | sort -n | tail -1)
 SERVE_PIN=()
 DRIVE_PIN=()
@@ -64,8 +69,13 @@ BODIES=$OUT/bodies.jsonl
 /usr/bin/python3 bench/batch/gen_mlp.py --bodies "$BODIES"
 REPO=$OUT/repo
 mkdir -p "$REPO/plain/1" "$REPO/batched/1"
-cp bench/batch/mlp.onnx "$REPO/plain/1/model.onnx"
-cp bench/batch/mlp.onnx "$REPO/batched/1/model.onnx"
+if [ "$HIDDEN" = 512 ]; then
+	cp bench/batch/mlp.onnx "$REPO/plain/1/model.onnx"
+else
+	log "generating a 64 -> $HIDDEN -> $HIDDEN -> 10 MLP"
+	/usr/bin/python3 bench/batch/gen_mlp.py --hidden "$HIDDEN" "$REPO/plain/1/model.onnx"
+fi
+cp "$REPO/plain/1/model.onnx" "$REPO/batched/1/model.onnx"
 cat > "$REPO/batched/model.yaml" <<YAML
 max_concurrency: $MAX_CONCURRENCY   # batches executing at once
 batching:
@@ -129,7 +139,7 @@ RATE=$(jq -n "$CAP * 2 | floor")
 log "overload: offering $RATE req/s (2 x $CAP) with timeout ${TIMEOUT_US}us"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^shoal_batch_rejections_total' > "$OUT/rejections-before.txt" || true
 "${DRIVE_PIN[@]}" "$BIN/drive" -url "http://127.0.0.1:$PORT/v2/models/batched/infer" -bodies "$BODIES" \
-	-timeout-us "$TIMEOUT_US" -rate "$RATE" -d "$DURATION" > "$OUT/overload.json"
+	-timeout-us "$TIMEOUT_US" -rate "$RATE" -d "$DURATION" -max-inflight "$OVERLOAD_INFLIGHT" > "$OUT/overload.json"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^shoal_batch_rejections_total' > "$OUT/rejections.txt" || true
 
 echo

@@ -524,10 +524,7 @@ func TestTraffic(t *testing.T) {
 	v1 := h.apply(fmt.Sprintf(trafficDoc, "v1", "{}"))
 	old := RevisionName(&v1)
 	h.run()
-	// Probes off: with them, a request through the gateway's upstream
-	// transport to these httptest replicas sometimes waited for an answer
-	// the replica never got the request for (a gateway issue, reported).
-	gw, err := gateway.New(gateway.Config{Source: h.ctl.Source(), ProbeInterval: -1})
+	gw, err := gateway.New(gateway.Config{Source: h.ctl.Source()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,6 +175,26 @@ func Rows(inputs []*tensor.Tensor) (int, error) {
 	return int(rows), nil
 }
 
+// Shed says, before a request is even read, whether Do would reject
+// every request now: it returns the *RejectError that Admit gives a
+// one-row request of the highest priority and no deadline, which starts no
+// later and needs no more room than any request Do could be given, and nil
+// otherwise (the request must still go through Do, which may reject it for
+// its own rows, priority or deadline). A server calls it to turn excess
+// load away without decoding bodies it would reject.
+func (b *Batcher) Shed(now time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil // Do says ErrClosed
+	}
+	probe := []Item{{Rows: 1, Priority: 1, Arrival: now}}
+	if r, retry := Admit(&b.cfg.Policy, &b.state, probe, now); r != Admitted {
+		return &RejectError{Reason: r, RetryAfter: retry}
+	}
+	return nil
+}
+
 // Do queues req and returns its outputs once its batch has run. A request
 // that Decide would dispatch at once and alone (the queue empty, a slot
 // free, nothing to wait for) runs on the calling goroutine instead, in a

@@ -338,3 +338,41 @@ func TestInlineWhenIdle(t *testing.T) {
 		}
 	})
 }
+
+// TestShed checks that Shed turns requests away only when Do would reject
+// them all: nil on an idle batcher, a rejection while the next round of
+// executions is taken (and Do then rejects even a one-row, top-priority
+// request), nil again once the queue has drained.
+func TestShed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &rowsModel{latency: 10 * time.Millisecond}
+		b, err := New(Config{Policy: Policy{MaxBatchSize: 2, MaxQueueSize: 4, MaxQueueDelay: time.Millisecond}}, m.exec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, b)
+		if err := b.Shed(time.Now()); err != nil {
+			t.Fatalf("Shed on an idle batcher: %v", err)
+		}
+		// Rejections by delay need a latency model.
+		if _, err := b.Do(context.Background(), Request{Inputs: rowsInput(0, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for c := range 3 {
+			wg.Go(func() { b.Do(context.Background(), Request{Inputs: rowsInput(float32(10*c), 2)}) })
+		}
+		synctest.Wait()
+		var rej *RejectError
+		if err := b.Shed(time.Now()); !errors.As(err, &rej) {
+			t.Fatalf("Shed with a slot busy and the next batch full = %v, want a *RejectError", err)
+		}
+		if _, err := b.Do(context.Background(), Request{Inputs: rowsInput(100, 1), Priority: 1}); !errors.As(err, &rej) {
+			t.Fatalf("Shed rejected, but Do of one top-priority row = %v", err)
+		}
+		wg.Wait()
+		if err := b.Shed(time.Now()); err != nil {
+			t.Fatalf("Shed once drained: %v", err)
+		}
+	})
+}

@@ -205,6 +205,29 @@ func (v *version) batchInputs(in []*tensor.Tensor) ([]*tensor.Tensor, bool) {
 	return out, true
 }
 
+// shed turns a request for a batched model away before its body is read
+// when the batcher would reject any request now (batch.Batcher.Shed), so
+// that excess load costs no decoding; it counts the rejection as Infer
+// would. A model that is not found, not ready or not batched is left to
+// Infer.
+func (s *Server) shed(name, ver string) error {
+	v, err := s.acquire(name, ver)
+	if err != nil {
+		return nil
+	}
+	defer v.inflight.Done()
+	if v.batcher == nil {
+		return nil
+	}
+	err = v.batcher.b.Shed(time.Now())
+	var rej *batch.RejectError
+	if errors.As(err, &rej) {
+		v.metrics.rejected.WithLabelValues(rej.Reason.String()).Inc()
+		v.metrics.overloaded.Inc()
+	}
+	return err
+}
+
 // inferBatched runs a checked request, its inputs in signature order,
 // through the version's batcher.
 func (s *Server) inferBatched(ctx context.Context, v *version, req *oip.InferRequest, in []*tensor.Tensor, start time.Time) ([]*tensor.Tensor, error) {

@@ -184,8 +184,8 @@ func metricValue(t *testing.T, text, series string) float64 {
 }
 
 // TestBatchingOverload fills a batching model's queue: the next request
-// is rejected at once, with 429 and Retry-After over REST and
-// RESOURCE_EXHAUSTED over gRPC; the admitted ones complete.
+// is rejected at once, with 429 and Retry-After over REST (before its body
+// is read) and RESOURCE_EXHAUSTED over gRPC; the admitted ones complete.
 func TestBatchingOverload(t *testing.T) {
 	gate := make(chan struct{})
 	dir := t.TempDir()
@@ -206,6 +206,11 @@ func TestBatchingOverload(t *testing.T) {
 	if code != 429 || hdr.Get("Retry-After") == "" {
 		t.Errorf("third request = %d (Retry-After %q) %s, want 429 with Retry-After", code, hdr.Get("Retry-After"), b)
 	}
+	// Over REST the excess is shed before its body is read: even a body
+	// that would not decode gets 429, not 400.
+	if code, _, b := ts.do(t, "POST", "/v2/models/q/infer", []byte(`{not json`), nil); code != 429 {
+		t.Errorf("undecodable request while full = %d %s, want 429", code, b)
+	}
 	c := pb.NewGRPCInferenceServiceClient(ts.conn)
 	var md metadata.MD
 	_, err := c.ModelInfer(context.Background(), &pb.ModelInferRequest{
@@ -220,10 +225,10 @@ func TestBatchingOverload(t *testing.T) {
 	if codes200[0] != 200 || codes200[1] != 200 {
 		t.Errorf("admitted requests = %v, want 200s", codes200)
 	}
-	if n := metricValue(t, ts.metricText(t), `shoal_batch_rejections_total{model="q",reason="queue_full",version="1"}`); n != 2 {
-		t.Errorf("rejections = %v, want 2", n)
+	if n := metricValue(t, ts.metricText(t), `shoal_batch_rejections_total{model="q",reason="queue_full",version="1"}`); n != 3 {
+		t.Errorf("rejections = %v, want 3", n)
 	}
-	if n := metricValue(t, ts.metricText(t), `shoal_inference_requests_total{model="q",outcome="rejected",version="1"}`); n != 2 {
-		t.Errorf("requests rejected = %v, want 2", n)
+	if n := metricValue(t, ts.metricText(t), `shoal_inference_requests_total{model="q",outcome="rejected",version="1"}`); n != 3 {
+		t.Errorf("requests rejected = %v, want 3", n)
 	}
 }

@@ -230,6 +230,9 @@ func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) inferHandler(w http.ResponseWriter, r *http.Request) error {
+	if err := s.shed(r.PathValue("model"), r.PathValue("version")); err != nil {
+		return err
+	}
 	arrived := s.arrive(r.PathValue("model"))
 	defer arrived()
 	buf, err := s.readBody(w, r)

@@ -23,18 +23,8 @@ import (
 // most Config.MaxConcurrency mirrored requests per gateway are in
 // flight; beyond that copies are dropped (and counted).
 func (g *Gateway) mirrorHTTP(r *http.Request, m *model, body, primaryResp []byte, status int) {
-	rev := m.mirror
-	count := func(result string) { g.metrics.mirror.WithLabelValues(m.name, rev.name, result).Inc() }
-	select {
-	case <-g.quit: // shutting down
-		count("dropped")
-		return
-	default:
-	}
-	select {
-	case g.mirrorSlots <- struct{}{}:
-	default:
-		count("dropped")
+	count := g.mirrorCounter(m)
+	if !g.mirrorSlot(count) {
 		return
 	}
 	want := bytes.Clone(primaryResp) // primaryResp is pooled; body is not
@@ -42,23 +32,7 @@ func (g *Gateway) mirrorHTTP(r *http.Request, m *model, body, primaryResp []byte
 	h.Del(HeaderRevision)
 	u := url.URL{Scheme: g.scheme, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	method := r.Method
-	g.background.Go(func() {
-		defer func() { <-g.mirrorSlots }()
-		ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
-		defer cancel()
-		go func() { // the gateway stopping cancels the copy
-			select {
-			case <-g.quit:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		t, err := g.pick(ctx, routing{model: m.name, pin: rev.name}, nil)
-		if err != nil {
-			count("error")
-			return
-		}
-		defer t.done()
+	g.mirrorRun(m, count, func(ctx context.Context, t *target) {
 		u.Host = t.r.http
 		req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 		if err != nil {
@@ -84,17 +58,75 @@ func (g *Gateway) mirrorHTTP(r *http.Request, m *model, body, primaryResp []byte
 		case status != http.StatusOK:
 			count("match")
 		default:
-			diff, same := compareOutputs(want, got)
-			if !math.IsNaN(diff) {
-				g.metrics.mirrorDiff.WithLabelValues(m.name, rev.name).Observe(diff)
-			}
-			if same {
-				count("match")
-			} else {
-				count("output_mismatch")
-			}
+			g.mirrorCompared(m, count)(compareOutputs(want, got))
 		}
 	})
+}
+
+// mirrorCounter returns the function that counts a mirrored request's
+// result for m's mirror revision.
+func (g *Gateway) mirrorCounter(m *model) func(result string) {
+	return func(result string) { g.metrics.mirror.WithLabelValues(m.name, m.mirror.name, result).Inc() }
+}
+
+// mirrorSlot takes one of the gateway's mirror slots, or counts the copy
+// as dropped (and returns false) when the gateway is stopping or every
+// slot is taken. A taken slot is given back by mirrorRun.
+func (g *Gateway) mirrorSlot(count func(string)) bool {
+	select {
+	case <-g.quit: // shutting down
+		count("dropped")
+		return false
+	default:
+	}
+	select {
+	case g.mirrorSlots <- struct{}{}:
+		return true
+	default:
+		count("dropped")
+		return false
+	}
+}
+
+// mirrorRun runs send in the background on a replica of m's mirror
+// revision, under the mirror's timeout and cancelled when the gateway
+// stops, and then gives back the slot mirrorSlot took.
+func (g *Gateway) mirrorRun(m *model, count func(string), send func(ctx context.Context, t *target)) {
+	g.background.Go(func() {
+		defer func() { <-g.mirrorSlots }()
+		ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+		defer cancel()
+		go func() { // the gateway stopping cancels the copy
+			select {
+			case <-g.quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		t, err := g.pick(ctx, routing{model: m.name, pin: m.mirror.name}, nil)
+		if err != nil {
+			count("error")
+			return
+		}
+		defer t.done()
+		send(ctx, t)
+	})
+}
+
+// mirrorCompared returns the function that records a comparison of a
+// mirrored answer with the primary's: the largest difference (when there
+// is one) and a match or an output mismatch.
+func (g *Gateway) mirrorCompared(m *model, count func(string)) func(diff float64, same bool) {
+	return func(diff float64, same bool) {
+		if !math.IsNaN(diff) {
+			g.metrics.mirrorDiff.WithLabelValues(m.name, m.mirror.name).Observe(diff)
+		}
+		if same {
+			count("match")
+		} else {
+			count("output_mismatch")
+		}
+	}
 }
 
 // compareOutputs compares the outputs of two OIP (or V1) JSON answers.
@@ -159,37 +191,11 @@ func walkDiff(a, b any, maxDiff *float64) bool {
 // mirror revision's gRPC address and its answer is compared with resp
 // (the primary's, whose status code was code).
 func (g *Gateway) mirrorGRPC(m *model, req *inferencepb.ModelInferRequest, resp *inferencepb.ModelInferResponse, code codes.Code) {
-	rev := m.mirror
-	count := func(result string) { g.metrics.mirror.WithLabelValues(m.name, rev.name, result).Inc() }
-	select {
-	case <-g.quit:
-		count("dropped")
-		return
-	default:
-	}
-	select {
-	case g.mirrorSlots <- struct{}{}:
-	default:
-		count("dropped")
+	count := g.mirrorCounter(m)
+	if !g.mirrorSlot(count) {
 		return
 	}
-	g.background.Go(func() {
-		defer func() { <-g.mirrorSlots }()
-		ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
-		defer cancel()
-		go func() {
-			select {
-			case <-g.quit:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		t, err := g.pick(ctx, routing{model: m.name, pin: rev.name}, nil)
-		if err != nil {
-			count("error")
-			return
-		}
-		defer t.done()
+	g.mirrorRun(m, count, func(ctx context.Context, t *target) {
 		if t.r.grpc == "" {
 			count("error")
 			return
@@ -209,15 +215,7 @@ func (g *Gateway) mirrorGRPC(m *model, req *inferencepb.ModelInferRequest, resp 
 		case code != codes.OK:
 			count("match")
 		default:
-			diff, same := compareInfer(resp, got)
-			if !math.IsNaN(diff) {
-				g.metrics.mirrorDiff.WithLabelValues(m.name, rev.name).Observe(diff)
-			}
-			if same {
-				count("match")
-			} else {
-				count("output_mismatch")
-			}
+			g.mirrorCompared(m, count)(compareInfer(resp, got))
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -52,6 +53,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fl.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 0, "time allowed to read request headers (0: 10s)")
 	fl.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "idle keep-alive connection timeout (0: 120s)")
 	fl.DurationVar(&cfg.GracePeriod, "grace-period", 0, "on SIGTERM, time allowed for in-flight requests (0: 30s)")
+	gcPercent := fl.Int("gc-percent", 0, "garbage collection target `percent` (0: $GOGC when set, else 400: a gateway's live heap is small, so Go's default 100 collects several times a second under load)")
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
 	fl.Usage = func() {
@@ -123,6 +125,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		cfg.ReplicaTLS.ServerName = *replicaName
+	}
+	switch {
+	case *gcPercent < 0:
+		return usageError{fmt.Errorf("-gc-percent %d: want a positive percent (GOGC=off turns the collector off)", *gcPercent)}
+	case *gcPercent > 0:
+		debug.SetGCPercent(*gcPercent)
+	case os.Getenv("GOGC") == "":
+		debug.SetGCPercent(400)
 	}
 	g, err := gateway.New(cfg)
 	if err != nil {

@@ -26,10 +26,14 @@
 # markdown table of medians and leaves the raw JSON in the directory it
 # names. Client, gateway and replica share the machine's cores.
 #
+# It also counts the gateway's garbage collections in each fixed-rate run
+# (go_gc_duration_seconds_count of its /metrics).
+#
 # Environment: REPEAT (3), DURATION (5s), WARMUP (1s), RATE (0: half the
 # capacity), OVERLOAD (2), PORT (18090), PIN (0; 1: with taskset, the load
 # generator on CPU 0 and the servers on the other CPUs, so the generator
-# does not take the servers' core).
+# does not take the servers' core), GW_FLAGS (more flags for the measured
+# gateway, such as -gc-percent=100).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,6 +44,7 @@ RATE=${RATE:-0}
 OVERLOAD=${OVERLOAD:-2}
 PORT=${PORT:-18090}
 PIN=${PIN:-0}
+GW_FLAGS=${GW_FLAGS:-}
 GEN=() SRV=()
 if [ "$PIN" = 1 ]; then
 	NCPU=$(nproc)
@@ -98,7 +103,7 @@ models:
         weight: 1
         replicas: [{http: "127.0.0.1:$RP"}]
 YAML
-"${SRV[@]}" "$BIN/shoal" gateway -routes "$OUT/routes.yaml" -http 127.0.0.1:$GP -grpc '' -log-level warn &
+"${SRV[@]}" "$BIN/shoal" gateway -routes "$OUT/routes.yaml" -http 127.0.0.1:$GP -grpc '' -log-level warn $GW_FLAGS &
 GPID=$!; pids+=($GPID)
 "${SRV[@]}" "$BIN/shoal" gateway -routes "$OUT/overload.yaml" -http 127.0.0.1:$OP -grpc '' -queue 32 -log-level warn &
 OPID=$!; pids+=($OPID)
@@ -110,6 +115,9 @@ wait_ready http://127.0.0.1:$OP/v2/health/ready
 sleep 0.2
 
 L() { "${GEN[@]}" "$BIN/load" -body "$BODY" -d "$DURATION" -warmup "$WARMUP" "$@"; }
+gc_count() { # METRICS_URL: the process's garbage collections so far
+	curl -sf "$1" | awk '$1 == "go_gc_duration_seconds_count" { print $2 }'
+}
 
 echo "capacity (closed loop, c=32): replica direct, then through the gateway" >&2
 L -url http://127.0.0.1:$RP$PATHQ -c 32 -label capacity-direct >"$OUT/capacity-direct.json"
@@ -122,7 +130,9 @@ echo "capacity $CAP req/s; fixed rate $RATE req/s" >&2
 for i in $(seq 1 "$REPEAT"); do
 	echo "run $i/$REPEAT" >&2
 	L -url http://127.0.0.1:$RP$PATHQ -rate "$RATE" -c 256 -pid $RPID -label direct >>"$OUT/direct.json"
+	gc0=$(gc_count http://127.0.0.1:$GP/metrics)
 	L -url http://127.0.0.1:$GP$PATHQ -rate "$RATE" -c 256 -pid $GPID,$RPID -label gateway >>"$OUT/gateway.json"
+	echo "$(( $(gc_count http://127.0.0.1:$GP/metrics) - gc0 ))" >>"$OUT/gateway-gc.txt"
 	L -url http://127.0.0.1:$BP$PATHQ -rate "$RATE" -c 256 -pid $BPID -label bare >>"$OUT/bare.json"
 done
 echo "overload: ${OVERLOAD}x capacity through the gateway" >&2
@@ -151,6 +161,8 @@ print()
 print(f"added by the gateway: p50 {med([r['p50_us'] for r in g]) - med([r['p50_us'] for r in d]):.0f} µs, "
       f"p99 {med([r['p99_us'] for r in g]) - med([r['p99_us'] for r in d]):.0f} µs; "
       f"gateway CPU / bare CPU per request: {med([r['cpu_us_per_req'][gpid] for r in g]) / med([r['cpu_us_per_req'][bpid] for r in b]):.2f}x")
+gcs = [int(l) for l in open(f"{out}/gateway-gc.txt") if l.strip()]
+print(f"gateway garbage collections per run (warm-up and measured window): median {med(gcs)}, runs {gcs}")
 print()
 print(f"overload ({ov['target_rate']:.0f} req/s offered, max_concurrency 16, queue 32): "
       f"{ov['ok_rps']:.0f} req/s served (p50 {ov['p50_us']:.0f} µs, p99 {ov['p99_us']:.0f} µs from the due time; "

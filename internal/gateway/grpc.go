@@ -169,72 +169,19 @@ func callOn[T any](ctx context.Context, g *Gateway, t *target, call func(context
 	return call(ctx, inferencepb.NewGRPCInferenceServiceClient(conn))
 }
 
-// callResult is the end of one attempt of a hedged call.
-type callResult[T any] struct {
-	resp  T
-	err   error
-	t     *target
-	start time.Time
-	idx   int // 0: the first attempt, 1: the hedge
-}
-
 // hedgedCall is hedged (REST) for gRPC calls: the first attempt goes to
 // first; after delay without an answer a copy goes to another replica
-// free at once, within the retry budget; the first answer that is not
-// UNAVAILABLE wins and the other attempt is cancelled. The caller ends
-// the winner's target; the loser's is ended here.
-func hedgedCall[T any](ctx context.Context, g *Gateway, rt routing, first *target, call func(context.Context, inferencepb.GRPCInferenceServiceClient) (T, error), delay time.Duration, ctl *modelCtl) callResult[T] {
-	results := make(chan callResult[T], 2)
-	var cancels []context.CancelFunc
-	launch := func(t *target) {
-		actx, cancel := context.WithCancel(ctx)
-		idx := len(cancels)
-		cancels = append(cancels, cancel)
-		start := time.Now()
-		go func() {
-			resp, err := callOn(actx, g, t, call)
-			results <- callResult[T]{resp: resp, err: err, t: t, start: start, idx: idx}
-		}()
-	}
-	launch(first)
-	pending := 1
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	for {
-		select {
-		case <-timer.C:
-			if pending != 1 || len(cancels) != 1 || !ctl.budget.retry(time.Now()) {
-				continue
-			}
-			t2, err := g.pickNow(rt, first.r)
-			if err != nil {
-				continue
-			}
-			if t2.r == first.r || t2.r.grpc == "" {
-				t2.done()
-				continue
-			}
-			g.metrics.hedges.WithLabelValues(ctl.name).Inc()
-			launch(t2)
-			pending++
-		case r := <-results:
-			pending--
-			if status.Code(r.err) != codes.Unavailable || pending == 0 {
-				if pending > 0 {
-					cancels[1-r.idx]()
-					go func() {
-						l := <-results
-						l.t.done()
-					}()
-				}
-				cancels[r.idx]() // a unary answer is complete
-				return r
-			}
-			g.result(r.t, false, 0, time.Now())
-			cancels[r.idx]()
-			r.t.done()
-		}
-	}
+// with a gRPC address free at once, within the retry budget; the first
+// answer that is not UNAVAILABLE wins and the other attempt is
+// cancelled. The caller ends the winner's target; the loser's is ended
+// here.
+func hedgedCall[T any](ctx context.Context, g *Gateway, rt routing, first *target, call func(context.Context, inferencepb.GRPCInferenceServiceClient) (T, error), delay time.Duration, ctl *modelCtl) attempt[T] {
+	h := gatewayHedge[T](g, rt, first, ctl, func(t *target) bool { return t.r.grpc != "" })
+	h.send = func(ctx context.Context, t *target) (T, error) { return callOn(ctx, g, t, call) }
+	h.good = func(_ T, err error) bool { return status.Code(err) != codes.Unavailable }
+	a := h.run(ctx, first, delay)
+	a.cancel() // a unary answer is complete
+	return a
 }
 
 // grpcError converts a gateway error to a gRPC status.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 // APIKey is one accepted API key. Only the SHA-256 of the key is kept, so
@@ -102,7 +104,7 @@ func (g *Gateway) authorize(get func(string) string, model string, now time.Time
 	case cred == "":
 		return ErrUnauthenticated
 	case g.jwt != nil && looksLikeJWT(cred):
-		return g.jwt.check(cred, model)
+		return g.jwt.check(cred, model, now)
 	case g.keys != nil:
 		return g.keys.checkKey(cred, model, now)
 	}
@@ -139,6 +141,41 @@ func (kr *keyring) checkKey(key, model string, now time.Time) error {
 	return nil
 }
 
+// ParseKeys reads an API keys file: a YAML (or JSON) list of APIKey,
+// strictly (unknown fields are errors), each validated.
+func ParseKeys(b []byte) ([]APIKey, error) {
+	var keys []APIKey
+	if err := yaml.UnmarshalStrict(b, &keys); err != nil {
+		return nil, fmt.Errorf("gateway: keys: %w", err)
+	}
+	for i := range keys {
+		if err := keys[i].validate(); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// MatchKey returns the key of keys whose digest is key's SHA-256, and
+// false when there is none. It compares every digest in constant time;
+// keys must be validated (ParseKeys). Model scopes and rates are the
+// caller's business.
+func MatchKey(keys []APIKey, key string) (APIKey, bool) {
+	sum := sha256.Sum256([]byte(key))
+	found := -1
+	for i := range keys {
+		var want [sha256.Size]byte
+		hex.Decode(want[:], []byte(keys[i].SHA256))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+			found = i
+		}
+	}
+	if key == "" || found < 0 {
+		return APIKey{}, false
+	}
+	return keys[found], true
+}
+
 // tokenBucket allows rate events per second with bursts of burst. The
 // caller passes the time and holds any lock.
 type tokenBucket struct {
@@ -159,6 +196,12 @@ func (b *tokenBucket) take(now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// full reports whether the bucket holds burst tokens at now, so that
+// dropping it changes nothing: a new bucket starts full.
+func (b *tokenBucket) full(now time.Time) bool {
+	return b.tokens+max(0, now.Sub(b.last).Seconds())*b.rate >= b.burst
 }
 
 // rejectReason names an auth error for the rejected metric.

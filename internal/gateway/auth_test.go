@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,31 @@ func TestRetryBudget(t *testing.T) {
 	}
 	if !b.retry(t0.Add(time.Second)) || b.retry(t0.Add(time.Second)) {
 		t.Errorf("1 retry/s floor: want exactly one retry after 1s")
+	}
+}
+
+func TestParseKeysAndMatchKey(t *testing.T) {
+	keys, err := ParseKeys([]byte("- name: ops\n  sha256: " + strings.ToUpper(HashKey("s3cret")) + "\n- name: ci\n  sha256: " + HashKey("other") + "\n  models: [\"*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key, want string
+	}{{"s3cret", "ops"}, {"other", "ci"}, {"nope", ""}, {"", ""}} {
+		k, ok := MatchKey(keys, tc.key)
+		if k.Name != tc.want || ok != (tc.want != "") {
+			t.Errorf("MatchKey(%q) = %q, %v, want %q", tc.key, k.Name, ok, tc.want)
+		}
+	}
+	for _, tc := range []struct{ name, yaml string }{
+		{"not a list", "name: ops"},
+		{"unknown field", "- name: ops\n  sha256: " + HashKey("x") + "\n  role: admin\n"},
+		{"no name", "- sha256: " + HashKey("x") + "\n"},
+		{"short digest", "- name: ops\n  sha256: abc\n"},
+		{"negative rate", "- name: ops\n  sha256: " + HashKey("x") + "\n  rate: -1\n"},
+	} {
+		if _, err := ParseKeys([]byte(tc.yaml)); err == nil {
+			t.Errorf("%s: ParseKeys accepted %q", tc.name, tc.yaml)
+		}
 	}
 }

@@ -45,6 +45,9 @@ var (
 	// imageRepo is the image repository of every test: they share the
 	// images (one per model content), which TestMain removes at the end.
 	imageRepo string
+	// irisImage is the tag of the example repository's image, loaded by
+	// TestMain.
+	irisImage string
 )
 
 func TestMain(m *testing.M) {
@@ -112,6 +115,7 @@ func prebuild(dir string) error {
 		return err
 	}
 	tag := imageRepo + "/iris:" + src
+	irisImage = tag
 	tar := filepath.Join(dir, "iris.tar")
 	if out, err := exec.Command(shoalBin, "package", "-q", "-t", tag, "-o", tar, model).CombinedOutput(); err != nil {
 		return fmt.Errorf("shoal package: %v\n%s", err, out)
@@ -332,7 +336,7 @@ func TestStartKillStop(t *testing.T) {
 	if hc.NanoCPUs != 500e6 || hc.Memory != 256<<20 || string(hc.NetworkMode) != cfg.Network {
 		t.Errorf("container NanoCPUs %d, Memory %d, network %s; want 5e8, %d, %s", hc.NanoCPUs, hc.Memory, hc.NetworkMode, 256<<20, cfg.Network)
 	}
-	for k, want := range map[string]string{LabelManagedBy: cfg.Owner, LabelDeployment: "iris", LabelRevision: "iris-abc", LabelReplica: r.ID} {
+	for k, want := range map[string]string{LabelManagedBy: cfg.Owner, LabelDeployment: "iris", LabelModel: "iris", LabelRevision: "iris-abc", LabelReplica: r.ID} {
 		if got := info.Config.Labels[k]; got != want {
 			t.Errorf("label %s = %q, want %q", k, got, want)
 		}

@@ -152,7 +152,7 @@ func (b *Backend) create(ctx context.Context, e *entry) (string, error) {
 		Image: img, Cmd: cmd, Env: e.spec.Env,
 		ExposedPorts: nat.PortSet{httpPort: {}, grpcPort: {}},
 		Labels: map[string]string{
-			LabelManagedBy: b.cfg.Owner, LabelDeployment: e.spec.Deployment,
+			LabelManagedBy: b.cfg.Owner, LabelDeployment: e.spec.Deployment, LabelModel: e.spec.Deployment,
 			LabelRevision: e.spec.Revision, LabelReplica: e.rec.ID,
 		},
 	}

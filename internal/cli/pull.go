@@ -21,26 +21,16 @@ import (
 )
 
 func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("pull", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	maxSize := fl.Int64("max-size", registry.DefaultMaxBytes, "largest artifact accepted, `bytes` (compressed layer and unpacked files)")
-	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shoal pull oci://HOST/REPOSITORY[:TAG|@sha256:HEX] DIR\n\n"+
-			"Pulls a model artifact and writes its model repository into DIR (which must\n"+
+	var maxSize *int64
+	pos, err := parseTransfer("pull", "oci://HOST/REPOSITORY[:TAG|@sha256:HEX] DIR",
+		"Pulls a model artifact and writes its model repository into DIR (which must\n"+
 			"not exist or be empty), verifying every blob digest, and the manifest digest\n"+
-			"when the reference has one. Serve it with `shoal serve DIR`.\n"+
-			"See docs/registry.md.\n\nFlags:\n")
-		fl.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fl, args)
+			"when the reference has one. Serve it with `shoal serve DIR`.",
+		0, args, stderr, func(fl *flag.FlagSet) {
+			maxSize = fl.Int64("max-size", registry.DefaultMaxBytes, "largest artifact accepted, `bytes` (compressed layer and unpacked files)")
+		})
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		return usageError{errors.New("usage: shoal pull oci://HOST/REPOSITORY[:TAG|@DIGEST] DIR")}
-	}
-	if _, err := registry.ParseReference(pos[0]); err != nil {
-		return usageError{err}
 	}
 	if *maxSize <= 0 {
 		return usageError{fmt.Errorf("-max-size %d: want a positive number of bytes", *maxSize)}

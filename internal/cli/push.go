@@ -16,25 +16,13 @@ import (
 )
 
 func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("push", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shoal push MODEL_DIR|MODEL_REPOSITORY oci://HOST/REPOSITORY[:TAG]\n\n"+
-			"Loads the model (or every model of the repository) to learn its format and\n"+
+	pos, err := parseTransfer("push", "MODEL_DIR|MODEL_REPOSITORY oci://HOST/REPOSITORY[:TAG]",
+		"Loads the model (or every model of the repository) to learn its format and\n"+
 			"tensor signature, packs it as an OCI artifact and pushes it. Prints the\n"+
-			"manifest digest. Credentials come from the Docker config file.\n"+
-			"See docs/registry.md.\n\nFlags:\n")
-		fl.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fl, args)
+			"manifest digest. Credentials come from the Docker config file.",
+		1, args, stderr, nil)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		return usageError{errors.New("usage: shoal push MODEL_DIR oci://HOST/REPOSITORY[:TAG]")}
-	}
-	if _, err := registry.ParseReference(pos[1]); err != nil {
-		return usageError{err}
 	}
 	src, err := registry.Scan(pos[0])
 	if err != nil {
@@ -121,6 +109,33 @@ func tensors(ts []backend.TensorSpec) []registry.Tensor {
 		out = append(out, registry.Tensor{Name: t.Name, Datatype: t.DType.String(), Shape: t.Shape})
 	}
 	return out
+}
+
+// parseTransfer parses the arguments of shoal push or pull (name): the
+// flags that define adds (nil: none), before or after exactly two
+// positional arguments, the ref-th of which (0 or 1) is an oci://
+// reference. synopsis and about (a paragraph) make the -h text.
+func parseTransfer(name, synopsis, about string, ref int, args []string, stderr io.Writer, define func(*flag.FlagSet)) ([]string, error) {
+	fl := flag.NewFlagSet(name, flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	if define != nil {
+		define(fl)
+	}
+	fl.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: shoal %s %s\n\n%s\nSee docs/registry.md.\n\nFlags:\n", name, synopsis, about)
+		fl.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != 2 {
+		return nil, usageError{fmt.Errorf("usage: shoal %s %s", name, synopsis)}
+	}
+	if _, err := registry.ParseReference(pos[ref]); err != nil {
+		return nil, usageError{err}
+	}
+	return pos, nil
 }
 
 // parseInterspersed parses fl from args, allowing flags before and after

@@ -63,7 +63,8 @@ type APIConfig struct {
 //	POST   /v1/deployments/{name}/rollout/{cmd}  pause, resume, promote or undo the rollout
 //	GET    /v1/watch                             a stream of {"type", "object"} JSON lines
 //
-// Errors are {"error": "..."} with 400, 404, 409 or 500.
+// Errors are {"error": "..."} with 400, 404, 409 or 500 (and 401 from
+// RequireKey in front of it).
 func Handler(cfg APIConfig) http.Handler {
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
@@ -408,6 +409,8 @@ func writeError(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, ErrBadRequest):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrUnauthenticated):
+		code = http.StatusUnauthorized
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -37,6 +37,10 @@ type ControlSource struct {
 	// http.DefaultClient. Its Timeout, if any, must exceed a watch's
 	// lifetime, so leave it zero.
 	Client *http.Client
+	// Token, when set, is sent as "Authorization: Bearer TOKEN", for a
+	// control API that requires keys (shoal up -control-keys). Empty
+	// sends no credentials.
+	Token string
 	// Heartbeat is the interval at which the control plane is asked to
 	// send heartbeats; a watch that hears nothing for three of them is
 	// dropped and opened again. Zero means 5s.
@@ -112,6 +116,7 @@ func (s *ControlSource) watchOnce(ctx context.Context, u string, hb time.Duratio
 		return false, err
 	}
 	req.Header.Set("Accept", "application/x-ndjson")
+	s.authorize(req)
 	resp, err := s.client().Do(req)
 	if err != nil {
 		return false, fmt.Errorf("%w: watch: %v", ErrControl, err)
@@ -162,6 +167,7 @@ func (s *ControlSource) ScaleUp(ctx context.Context, model string) error {
 	if err != nil {
 		return err
 	}
+	s.authorize(req)
 	resp, err := s.client().Do(req)
 	if err != nil {
 		return fmt.Errorf("%w: activate %s: %v", ErrControl, model, err)
@@ -180,6 +186,13 @@ func (s *ControlSource) base() (string, error) {
 		return "", fmt.Errorf("gateway: ControlSource.URL %q: want http(s)://HOST:PORT", s.URL)
 	}
 	return strings.TrimRight(s.URL, "/"), nil
+}
+
+// authorize adds the Token to req.
+func (s *ControlSource) authorize(req *http.Request) {
+	if s.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+	}
 }
 
 func (s *ControlSource) client() *http.Client {

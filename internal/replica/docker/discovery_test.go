@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -494,4 +496,153 @@ func TestDiscoveryWatch(t *testing.T) {
 	}
 	f.setDown(false)
 	waitFor(t, 5*time.Second, "revision c after the engine is back", func() bool { _, tb, _ := state(); return reflect.DeepEqual(tb, want("a", "b", "c")) })
+}
+
+// recorder is a gateway.Source that passes on another's tables and keeps
+// the last.
+type recorder struct {
+	gateway.Source
+	last atomic.Pointer[gateway.Table]
+}
+
+func (r *recorder) Watch(ctx context.Context, update func(*gateway.Table)) error {
+	return r.Source.Watch(ctx, func(t *gateway.Table) {
+		r.last.Store(t)
+		update(t)
+	})
+}
+
+// revisions returns the revisions of model iris in the last table and
+// their replica counts.
+func (r *recorder) revisions() map[string]int {
+	out := map[string]int{}
+	if t := r.last.Load(); t != nil {
+		for _, rv := range t.Models["iris"].Revisions {
+			out[rv.Name] = len(rv.Replicas)
+		}
+	}
+	return out
+}
+
+// TestDiscoveryEngine runs labelled containers of the iris image on the
+// real engine and a gateway on a Discovery of them: predictions reach
+// both revisions by weight (3:1); a stopped container's revision leaves
+// the table, a started one joins it.
+func TestDiscoveryEngine(t *testing.T) {
+	api := engine(t)
+	owner := uniqueName()
+	t.Cleanup(func() { cleanup(t, api, owner) })
+	loopback := []nat.PortBinding{{HostIP: "127.0.0.1"}}
+	run := func(name, revision, weight string) string {
+		t.Helper()
+		resp, err := api.ContainerCreate(t.Context(), &container.Config{
+			Image:        irisImage,
+			ExposedPorts: nat.PortSet{httpPort: {}, grpcPort: {}},
+			Labels: map[string]string{
+				LabelManagedBy: owner, LabelModel: "iris", LabelRevision: revision, LabelWeight: weight, LabelGRPCPort: "8081",
+			},
+		}, &container.HostConfig{PortBindings: nat.PortMap{httpPort: loopback, grpcPort: loopback}}, nil, nil, owner+"-"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := api.ContainerStart(t.Context(), resp.ID, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return resp.ID
+	}
+	run("a", "a", "3")
+	b := run("b", "b", "1")
+
+	var errsMu sync.Mutex
+	var errs []string
+	src := &recorder{Source: &Discovery{
+		Client: api, Labels: []string{LabelManagedBy + "=" + owner}, Debounce: 50 * time.Millisecond,
+		OnError: func(err error) { errsMu.Lock(); errs = append(errs, err.Error()); errsMu.Unlock() },
+	}}
+	gw, err := gateway.New(gateway.Config{Source: src, ProbeInterval: 100 * time.Millisecond, GracePeriod: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, l, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve() = %v", err)
+		}
+		errsMu.Lock()
+		defer errsMu.Unlock()
+		if len(errs) > 0 {
+			t.Errorf("Discovery reported %q, want nothing", errs)
+		}
+	})
+	base := "http://" + l.Addr().String()
+	// infer sends one prediction, pinned to revision pin unless it is
+	// empty, and returns the revision that answered.
+	infer := func(pin string) (string, error) {
+		req, err := http.NewRequest(http.MethodPost, base+"/v2/models/iris/infer", strings.NewReader(irisRequest))
+		if err != nil {
+			return "", err
+		}
+		if pin != "" {
+			req.Header.Set("x-shoal-revision", pin)
+		}
+		resp, err := predictClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		var body strings.Builder
+		_, err = io.Copy(&body, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(body.String(), `"data":[0]`) {
+			return "", fmt.Errorf("infer: %s %s %v", resp.Status, body.String(), err)
+		}
+		return resp.Header.Get("x-shoal-revision"), nil
+	}
+	serves := func(rev string) func() bool {
+		return func() bool { got, err := infer(rev); return err == nil && got == rev }
+	}
+	waitFor(t, 30*time.Second, "revision a serving", serves("a"))
+	waitFor(t, 30*time.Second, "revision b serving", serves("b"))
+
+	const n = 400
+	count := map[string]int{}
+	for range n {
+		rev, err := infer("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		count[rev]++
+	}
+	if count["a"]+count["b"] != n || count["a"] < n*65/100 || count["a"] > n*85/100 {
+		t.Errorf("%d requests answered by %v, want about 3:1 for a and b", n, count)
+	}
+	t.Logf("%d requests: %v", n, count)
+
+	// Stopped, b leaves the table; a new container of revision c joins it.
+	stopped := time.Now()
+	timeout := 1
+	if err := api.ContainerStop(t.Context(), b, container.StopOptions{Timeout: &timeout}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "revision b gone", func() bool { _, ok := src.revisions()["b"]; return !ok })
+	t.Logf("revision b left the table %v after the stop began", time.Since(stopped).Round(time.Millisecond))
+	for range 20 {
+		if rev, err := infer(""); err != nil || rev != "a" {
+			t.Fatalf("after b stopped: %q, %v; want a", rev, err)
+		}
+	}
+	started := time.Now()
+	run("c", "c", "1")
+	waitFor(t, 5*time.Second, "revision c in the table", func() bool { return src.revisions()["c"] == 1 })
+	t.Logf("revision c joined the table %v after its start", time.Since(started).Round(time.Millisecond))
+	waitFor(t, 30*time.Second, "revision c serving", serves("c"))
+	if got := src.revisions(); len(got) != 2 || got["a"] != 1 {
+		t.Errorf("revisions %v, want a and c with one replica each", got)
+	}
 }

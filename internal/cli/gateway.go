@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/shoal-ml/shoal/internal/gateway"
+	"github.com/shoal-ml/shoal/internal/replica/docker"
 )
 
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -25,6 +26,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var cfg gateway.Config
 	routes := fl.String("routes", "", "routing table `file` (YAML; reloaded when it changes)")
 	controlURL := fl.String("control", "", "control plane `URL` (such as http://HOST:8070): watch its routing table and ask it to scale up models at zero (instead of -routes)")
+	dockerOn := fl.Bool("docker", false, "route to the running containers labelled shoal.dev/model (or shoal.dev/deployment) on the Docker engine of the environment (DOCKER_HOST; instead of -routes)")
+	dockerNet := fl.String("docker-network", "", "with -docker, reach containers that do not publish their ports on this network's `name` (default: a container's only network)")
 	httpAddr := fl.String("http", ":8000", "REST listen `address`")
 	grpcAddr := fl.String("grpc", ":8001", "gRPC listen `address` (empty: no gRPC)")
 	keys := fl.String("keys", "", "API keys `file` (YAML list of {name, sha256, models, rate, burst}; empty: no authentication)")
@@ -57,10 +60,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shoal gateway -routes FILE | -control URL [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: shoal gateway -routes FILE | -control URL | -docker [flags]\n\n"+
 			"Routes Open Inference Protocol v2 requests (REST and gRPC) to the replicas of\n"+
-			"the routing table in FILE, or of the control plane at URL, balancing,\n"+
-			"retrying, splitting and mirroring traffic.\n"+
+			"the routing table in FILE, of the control plane at URL, or of the labelled\n"+
+			"containers of a Docker engine, balancing, retrying, splitting and mirroring traffic.\n"+
 			"See docs/gateway.md.\n\nFlags:\n")
 		fl.PrintDefaults()
 	}
@@ -73,8 +76,17 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fl.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fl.Args())}
 	}
-	if (*routes == "") == (*controlURL == "") {
-		return usageError{errors.New("give one of -routes FILE and -control URL")}
+	sources := 0
+	for _, given := range []bool{*routes != "", *controlURL != "", *dockerOn} {
+		if given {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return usageError{errors.New("give one of -routes FILE, -control URL and -docker")}
+	}
+	if *dockerNet != "" && !*dockerOn {
+		return usageError{errors.New("-docker-network needs -docker")}
 	}
 	if *replicaCA == "" && (*replicaCert != "" || *replicaKey != "" || *replicaName != "") {
 		return usageError{errors.New("-replica-cert, -replica-key and -replica-server-name need -replica-ca")}
@@ -85,11 +97,17 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	cfg.Logger = log
 	source := *routes
-	if *routes != "" {
+	switch {
+	case *routes != "":
 		cfg.Source = &gateway.FileSource{Path: *routes, OnError: func(err error) {
 			log.Error("routing table not reloaded", "file", *routes, "err", err)
 		}}
-	} else {
+	case *dockerOn:
+		cfg.Source = &docker.Discovery{Network: *dockerNet, OnError: func(err error) {
+			log.Warn("routing table: docker", "err", err)
+		}}
+		source = "docker"
+	default:
 		cs := &gateway.ControlSource{URL: *controlURL, OnError: func(err error) {
 			log.Warn("routing table: control plane", "url", *controlURL, "err", err)
 		}}

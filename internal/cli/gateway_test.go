@@ -26,7 +26,10 @@ func TestGatewayAndTLSUsage(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		{[]string{"gateway"}, 2, "give one of -routes FILE and -control URL"},
+		{[]string{"gateway"}, 2, "give one of -routes FILE, -control URL and -docker"},
+		{[]string{"gateway", "-docker", "-routes", "r.yaml"}, 2, "give one of"},
+		{[]string{"gateway", "-routes", "r.yaml", "-docker-network", "shoal"}, 2, "-docker-network needs -docker"},
+		{[]string{"gateway", "-docker", "-http", "127.0.0.1:0", "-grpc", ""}, 1, "docker: engine"}, // DOCKER_HOST below
 		{[]string{"gateway", "-routes", "r.yaml", "-control", "http://127.0.0.1:1"}, 2, "give one of"},
 		{[]string{"gateway", "-control", "ftp://127.0.0.1:1"}, 2, "want http(s)://HOST:PORT"},
 		{[]string{"gateway", "-control", "http://127.0.0.1:1", "-replica-cert", "c.pem"}, 2, "need -replica-ca"},
@@ -35,6 +38,7 @@ func TestGatewayAndTLSUsage(t *testing.T) {
 		{[]string{"serve", "-tls-key", "k.pem"}, 2, "go together"},
 		{[]string{"serve", "-tls-client-ca", "ca.pem"}, 2, "needs -tls-cert"},
 	}
+	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1:1") // no engine there
 	for _, c := range cases {
 		var stderr bytes.Buffer
 		if code := Run(context.Background(), c.args, io.Discard, &stderr); code != c.code || !strings.Contains(stderr.String(), c.inStderr) {

@@ -14,9 +14,10 @@ import (
 // at a time and must not keep the caller long.
 //
 // Sources today: FileSource (a hot-reloaded file), ControlSource (a
-// control plane's watch API, for a standalone gateway), StaticSource, and
-// the control plane's in-process source (internal/control). Docker and
-// Kubernetes EndpointSlices will be further implementations.
+// control plane's watch API, for a standalone gateway), StaticSource, the
+// control plane's in-process source (internal/control), and the labelled
+// containers of a Docker engine (internal/replica/docker.Discovery).
+// Kubernetes EndpointSlices will be a further implementation.
 type Source interface {
 	Watch(ctx context.Context, update func(*Table)) error
 }

@@ -288,7 +288,9 @@ func (w *watcher) report(err error) {
 //     its only network; the host network means 127.0.0.1).
 //   - Containers not running, paused, restarting, or with a health check
 //     that is not healthy (yet) add no replica, but their model and
-//     revision stay in the table (requests wait in the activator).
+//     revision stay in the table. A revision without a replica has weight
+//     0: unpinned requests go to the others, and, when no revision has a
+//     replica, wait in the activator, as pinned requests to it do.
 //   - A container with a bad label (a port or weight that is not a
 //     number, a model or revision name the table refuses) or no address
 //     is skipped, with a problem wrapping ErrSkipped.
@@ -334,8 +336,12 @@ func RoutingTable(containers []container.InspectResponse, network string) (*gate
 	})
 	t := &gateway.Table{Models: map[string]gateway.Model{}}
 	for _, k := range keys {
-		m := t.Models[k.model]
-		m.Revisions = append(m.Revisions, gateway.Revision{Name: k.revision, Weight: revs[k].weight, Replicas: revs[k].reps})
+		m, rv := t.Models[k.model], revs[k]
+		w := rv.weight
+		if len(rv.reps) == 0 {
+			w = 0 // unpinned requests would wait for it in the activator
+		}
+		m.Revisions = append(m.Revisions, gateway.Revision{Name: k.revision, Weight: w, Replicas: rv.reps})
 		t.Models[k.model] = m
 	}
 	return t, problems

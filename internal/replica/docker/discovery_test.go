@@ -243,8 +243,16 @@ func TestRoutingTable(t *testing.T) {
 			// its requests wait in the activator.
 			want: models(map[string][]gateway.Revision{
 				"iris": {rev("default", 1, rep("127.0.0.1:1"), rep("127.0.0.1:2"))},
-				"wine": {rev("default", 1)},
+				"wine": {rev("default", 0)},
 			}),
+		},
+		{
+			name: "a revision with no ready replica takes no unpinned traffic",
+			in: []ctr{
+				pub("a", "127.0.0.1:1", iris(LabelRevision, "a", LabelWeight, "3")),
+				{name: "b", labels: iris(LabelRevision, "b", LabelWeight, "2"), health: "starting", ports: map[int][]string{8080: {"127.0.0.1:2"}}},
+			},
+			want: models(map[string][]gateway.Revision{"iris": {rev("a", 3, rep("127.0.0.1:1")), rev("b", 0)}}),
 		},
 		{
 			name: "bad labels",
@@ -306,7 +314,7 @@ func TestRoutingTableOddContainers(t *testing.T) {
 		{ContainerJSONBase: &container.ContainerJSONBase{ID: "0123456789abcdef", State: &container.State{Running: true}}, Config: &container.Config{Labels: iris()}},
 	}
 	got, problems := RoutingTable(in, "")
-	want := models(map[string][]gateway.Revision{"iris": {rev("default", 1)}})
+	want := models(map[string][]gateway.Revision{"iris": {rev("default", 0)}})
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("RoutingTable() = %s, want %s", tableJSON(got), tableJSON(want))
 	}

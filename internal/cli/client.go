@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,8 +26,9 @@ import (
 
 // client talks to the control API of `shoal up`.
 type client struct {
-	base string // http://host:port
-	hc   *http.Client
+	base  string // http://host:port
+	hc    *http.Client
+	token string // sent as a Bearer token; empty: none
 }
 
 // clientFlags adds -control and -o to fl.
@@ -40,11 +42,45 @@ func clientFlags(fl *flag.FlagSet) (addr, output *string) {
 	return addr, output
 }
 
-func newClient(addr string) *client {
+// controlAuthFlags adds -control-token-file and -control-ca to fl. The
+// func it returns, called after fl.Parse, reads them: the token of the
+// file, else $SHOAL_CONTROL_TOKEN (empty: none), and the TLS
+// configuration trusting the CA file (nil: the system's roots).
+func controlAuthFlags(fl *flag.FlagSet) func() (string, *tls.Config, error) {
+	tokenFile := fl.String("control-token-file", "", "`file` holding the token for a control API with keys (shoal up -control-keys; default: env SHOAL_CONTROL_TOKEN)")
+	ca := fl.String("control-ca", "", "CA certificates `file` (PEM) to trust for an https:// control API")
+	return func() (string, *tls.Config, error) {
+		token := os.Getenv("SHOAL_CONTROL_TOKEN")
+		if *tokenFile != "" {
+			b, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return "", nil, err
+			}
+			if token = strings.TrimSpace(string(b)); token == "" {
+				return "", nil, fmt.Errorf("-control-token-file %s: empty", *tokenFile)
+			}
+		}
+		if *ca == "" {
+			return token, nil, nil
+		}
+		tc, err := clientTLS(*ca, "", "")
+		return token, tc, err
+	}
+}
+
+// newClient returns a client of the control API at addr (host:port or a
+// URL) that sends token and, when tc is set, trusts its CAs.
+func newClient(addr, token string, tc *tls.Config) *client {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &client{base: strings.TrimRight(addr, "/"), hc: &http.Client{Timeout: 60 * time.Second}}
+	hc := &http.Client{Timeout: 60 * time.Second}
+	if tc != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = tc
+		hc.Transport = t
+	}
+	return &client{base: strings.TrimRight(addr, "/"), hc: hc, token: token}
 }
 
 // do sends a request and decodes a JSON answer into out (nil: discard);
@@ -56,6 +92,9 @@ func (c *client) do(ctx context.Context, method, path, ctype string, body []byte
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -89,6 +128,7 @@ func parseClient(name, usage string, args []string, stderr io.Writer, lo, hi int
 	fl := flag.NewFlagSet(name, flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	addr, output := clientFlags(fl)
+	auth := controlAuthFlags(fl)
 	if extra != nil {
 		extra(fl)
 	}
@@ -120,7 +160,11 @@ func parseClient(name, usage string, args []string, stderr io.Writer, lo, hi int
 	default:
 		return nil, "", nil, usageError{fmt.Errorf("-o %q: want table, json or yaml", *output)}
 	}
-	return newClient(*addr), *output, pos, nil
+	token, tc, err := auth()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return newClient(*addr, token, tc), *output, pos, nil
 }
 
 // printAs writes v as JSON or YAML, or calls table.
@@ -413,7 +457,7 @@ func runPredict(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := c.do(ctx, http.MethodGet, "/v1/info", "", nil, &info); err != nil {
 		return err
 	}
-	g := &client{base: info.Gateway, hc: c.hc}
+	g := &client{base: info.Gateway, hc: c.hc} // not the control API's token
 	var out []byte
 	if err := g.do(ctx, http.MethodPost, "/v2/models/"+rest[0]+"/infer", "application/json", body, &out); err != nil {
 		return fmt.Errorf("predict: %w", err)

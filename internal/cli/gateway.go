@@ -9,12 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/shoal-ml/shoal/internal/gateway"
 	"github.com/shoal-ml/shoal/internal/replica/docker"
@@ -36,6 +35,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fl.StringVar(&jwtCfg.Issuer, "jwt-issuer", "", "required JWT issuer (iss); empty: any")
 	fl.StringVar(&jwtCfg.Audience, "jwt-audience", "", "required JWT audience (aud); empty: any")
 	fl.StringVar(&jwtCfg.ModelsClaim, "jwt-models-claim", "models", "JWT claim listing the models a token may call")
+	fl.Float64Var(&jwtCfg.Rate, "jwt-rate", 0, "per-subject JWT rate limit, requests/s for each \"sub\" claim (tokens without one are then refused); 0: none")
+	fl.IntVar(&jwtCfg.Burst, "jwt-burst", 0, "requests a JWT subject may send at once beyond its rate (0: max(1, rate))")
+	fl.StringVar(&jwtCfg.RateClaim, "jwt-rate-claim", "", "JWT claim giving the subject's own rate in requests/s (instead of -jwt-rate)")
+	controlAuth := controlAuthFlags(fl)
 	cert := fl.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve HTTPS and gRPC over TLS")
 	key := fl.String("tls-key", "", "TLS private key `file` (PEM)")
 	replicaCA := fl.String("replica-ca", "", "CA certificates `file` (PEM): dial replicas over TLS (REST and gRPC), trusting these CAs")
@@ -88,6 +91,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *dockerNet != "" && !*dockerOn {
 		return usageError{errors.New("-docker-network needs -docker")}
 	}
+	if *jwks == "" && (jwtCfg.Rate != 0 || jwtCfg.Burst != 0 || jwtCfg.RateClaim != "") {
+		return usageError{errors.New("-jwt-rate, -jwt-burst and -jwt-rate-claim need -jwks")}
+	}
 	if *replicaCA == "" && (*replicaCert != "" || *replicaKey != "" || *replicaName != "") {
 		return usageError{errors.New("-replica-cert, -replica-key and -replica-server-name need -replica-ca")}
 	}
@@ -114,6 +120,16 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if _, err := url.Parse(*controlURL); err != nil || !strings.HasPrefix(*controlURL, "http://") && !strings.HasPrefix(*controlURL, "https://") {
 			return usageError{fmt.Errorf("-control %q: want http(s)://HOST:PORT", *controlURL)}
 		}
+		token, tc, err := controlAuth()
+		if err != nil {
+			return err
+		}
+		cs.Token = token
+		if tc != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = tc
+			cs.Client = &http.Client{Transport: t}
+		}
 		cfg.Source, cfg.ScaleUp, source = cs, cs.ScaleUp, *controlURL
 	}
 	if *keys != "" {
@@ -121,7 +137,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		if err := yaml.UnmarshalStrict(b, &cfg.Keys); err != nil {
+		if cfg.Keys, err = gateway.ParseKeys(b); err != nil {
 			return fmt.Errorf("%s: %w", *keys, err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/internal/control"
 	"github.com/shoal-ml/shoal/internal/control/store"
+	"github.com/shoal-ml/shoal/internal/gateway"
 	"github.com/shoal-ml/shoal/internal/registry"
 )
 
@@ -75,6 +76,9 @@ type upRegistry struct {
 	// to this registry are answered in process, so objects applied at
 	// startup resolve before any listener serves.
 	resolve control.ResolveModel
+	// keys are required on its own listener too (-control-keys), but for
+	// loopbackPull; none: no authentication.
+	keys []gateway.APIKey
 }
 
 // openUpRegistry opens the registry stored in state/registry; addr is
@@ -138,7 +142,7 @@ func (u *upRegistry) serve(ctx context.Context) error {
 	if u.own == nil {
 		return nil
 	}
-	srv := &http.Server{Handler: u.reg, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: control.RequireKey(u.keys, loopbackPull, u.reg), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -149,6 +153,20 @@ func (u *upRegistry) serve(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// loopbackPull reports whether r reads the registry (GET or HEAD under
+// /v2/, but not the /v2/ version check, whose 401 tells clients to send
+// credentials) from a loopback address: the pulls of shoal up's own
+// replicas (shoal serve oci://127.0.0.1:...), which have no token. Pushes
+// and everything else need a key when there are keys.
+func loopbackPull(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || !strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2/" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 // Close closes the registry's journal and its own listener.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +40,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	grpcAddr := fl.String("grpc", "127.0.0.1:8001", "gateway gRPC listen `address` (empty: no gRPC)")
 	controlAddr := fl.String("control", defaultControlAddr, "control API listen `address`")
 	registryAddr := fl.String("registry", "", "OCI registry listen `address` (empty: under /v2/ on the control API's listener); see docs/registry.md")
+	controlKeys := fl.String("control-keys", "", "API keys `file` of the control API and the registry (the format of shoal gateway -keys; models do not apply): requests then need Authorization: Bearer TOKEN, except registry reads from loopback; empty: no authentication")
+	controlCert := fl.String("control-tls-cert", "", "TLS certificate `file` (PEM); with -control-tls-key, serve the control API (and the registry on its listener) over HTTPS")
+	controlKey := fl.String("control-tls-key", "", "TLS private key `file` (PEM) for -control-tls-cert")
 	grace := fl.Duration("grace-period", 10*time.Second, "time a stopping replica has for its in-flight requests")
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
@@ -61,6 +65,17 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fl.NArg() > 1 {
 		return usageError{fmt.Errorf("want at most one file or directory, got %d", fl.NArg())}
+	}
+	if (*controlCert == "") != (*controlKey == "") {
+		return usageError{errors.New("-control-tls-cert and -control-tls-key go together")}
+	}
+	ctlTLS, err := serverTLS(*controlCert, *controlKey, "")
+	if err != nil {
+		return err
+	}
+	ctlKeys, err := readControlKeys(*controlKeys)
+	if err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, *level, *format)
 	if err != nil {
@@ -88,6 +103,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ur.Close()
+	ur.keys = ctlKeys
 	st, err := store.Open(filepath.Join(state, "store.db"))
 	if err != nil {
 		return err
@@ -126,6 +142,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	gatewayURL := "http://" + hl.Addr().String()
+	controlURL := "http://" + cl.Addr().String()
+	if ctlTLS != nil {
+		cl, controlURL = tls.NewListener(cl, ctlTLS), "https://"+cl.Addr().String()
+	}
 
 	var ctlp atomic.Pointer[control.Controller]
 	wake := func() {
@@ -174,15 +194,18 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	api := &http.Server{
-		Handler: ur.handler(control.Handler(control.APIConfig{
+		Handler: control.RequireKey(ctlKeys, loopbackPull, ur.handler(control.Handler(control.APIConfig{
 			Store: st, Replicas: backend.List, Logs: backend.Logs, GatewayURL: gatewayURL, Rollout: ctl.Rollout,
 			Routes: ctl.Source(), ScaleUp: ctl.ScaleUp, // for standalone gateways (shoal gateway -control)
 			ResolveModel: ur.resolve,
-		})),
+		}))),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "shoal up: gateway %s, control API http://%s, state %s\n", gatewayURL, cl.Addr(), *stateDir)
+	fmt.Fprintf(stdout, "shoal up: gateway %s, control API %s, state %s\n", gatewayURL, controlURL, *stateDir)
+	if len(ctlKeys) > 0 {
+		fmt.Fprintf(stdout, "  control API keys: %d (clients: SHOAL_CONTROL_TOKEN or -control-token-file)\n", len(ctlKeys))
+	}
 	for _, d := range objs {
 		fmt.Fprintf(stdout, "  %s: %s/v2/models/%s/infer\n", d.Metadata.Name, gatewayURL, d.Metadata.Name)
 	}
@@ -204,6 +227,31 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return api.Shutdown(sctx)
 	})
 	return eg.Wait()
+}
+
+// readControlKeys reads the -control-keys file (empty: none). Every key
+// has full access; a key with a rate is refused, as rates do not apply.
+func readControlKeys(file string) ([]gateway.APIKey, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := gateway.ParseKeys(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no keys", file)
+	}
+	for _, k := range keys {
+		if k.Rate != 0 {
+			return nil, fmt.Errorf("%s: key %q: rate limits do not apply to the control API", file, k.Name)
+		}
+	}
+	return keys, nil
 }
 
 // loadObjects reads the ModelDeployments of a YAML file, of the *.yaml

@@ -59,7 +59,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fl.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 0, "time allowed to read request headers (0: 10s)")
 	fl.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "idle keep-alive connection timeout (0: 120s)")
 	fl.DurationVar(&cfg.GracePeriod, "grace-period", 0, "on SIGTERM, time allowed for in-flight requests (0: 30s)")
-	gcPercent := fl.Int("gc-percent", 0, "garbage collection target `percent` (0: $GOGC when set, else 400: a gateway's live heap is small, so Go's default 100 collects several times a second under load)")
+	gcPercent := fl.Int("gc-percent", 0, gcPercentUsage)
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
 	fl.Usage = func() {
@@ -160,13 +160,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		cfg.ReplicaTLS.ServerName = *replicaName
 	}
-	switch {
-	case *gcPercent < 0:
-		return usageError{fmt.Errorf("-gc-percent %d: want a positive percent (GOGC=off turns the collector off)", *gcPercent)}
-	case *gcPercent > 0:
-		debug.SetGCPercent(*gcPercent)
-	case os.Getenv("GOGC") == "":
-		debug.SetGCPercent(400)
+	if err := setGCPercent(*gcPercent); err != nil {
+		return err
 	}
 	g, err := gateway.New(cfg)
 	if err != nil {
@@ -185,6 +180,24 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	log.Info("gateway", "routes", source, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "replica_tls", cfg.ReplicaTLS != nil, "keys", len(cfg.Keys), "jwt", cfg.JWT != nil)
 	return g.Serve(ctx, hl, gl)
+}
+
+// gcPercentUsage is the text of the -gc-percent flag of the commands that
+// run a gateway (shoal gateway, shoal up).
+const gcPercentUsage = "garbage collection target `percent` (0: $GOGC when set, else 400: a gateway's live heap is small, so Go's default 100 collects several times a second under load)"
+
+// setGCPercent applies -gc-percent p: p itself when positive, else
+// $GOGC when set (the runtime read it), else 400.
+func setGCPercent(p int) error {
+	switch {
+	case p < 0:
+		return usageError{fmt.Errorf("-gc-percent %d: want a positive percent (GOGC=off turns the collector off)", p)}
+	case p > 0:
+		debug.SetGCPercent(p)
+	case os.Getenv("GOGC") == "":
+		debug.SetGCPercent(400)
+	}
+	return nil
 }
 
 // serverTLS returns the TLS configuration of a server with the

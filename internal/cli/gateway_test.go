@@ -35,6 +35,8 @@ func TestGatewayAndTLSUsage(t *testing.T) {
 		{[]string{"gateway", "-control", "http://127.0.0.1:1", "-replica-cert", "c.pem"}, 2, "need -replica-ca"},
 		{[]string{"gateway", "-control", "http://127.0.0.1:1", "-replica-ca", "/definitely/not/here"}, 1, "no such file"},
 		{[]string{"gateway", "-control", "http://127.0.0.1:1", "-tls-cert", "c.pem"}, 2, "go together"},
+		{[]string{"gateway", "-control", "http://127.0.0.1:1", "-gc-percent", "-5"}, 2, "want a positive percent"},
+		{[]string{"up", "-gc-percent", "-1"}, 2, "want a positive percent"},
 		{[]string{"serve", "-tls-key", "k.pem"}, 2, "go together"},
 		{[]string{"serve", "-tls-client-ca", "ca.pem"}, 2, "needs -tls-cert"},
 	}

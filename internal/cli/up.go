@@ -44,6 +44,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	controlCert := fl.String("control-tls-cert", "", "TLS certificate `file` (PEM); with -control-tls-key, serve the control API (and the registry on its listener) over HTTPS")
 	controlKey := fl.String("control-tls-key", "", "TLS private key `file` (PEM) for -control-tls-cert")
 	grace := fl.Duration("grace-period", 10*time.Second, "time a stopping replica has for its in-flight requests")
+	gcPercent := fl.Int("gc-percent", 0, gcPercentUsage)
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
 	dockerOn := fl.Bool("docker", false, "run deployments with spec.backend docker as containers on the Docker engine of the environment (DOCKER_HOST); see docs/docker.md")
@@ -79,6 +80,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log, err := newLogger(stderr, *level, *format)
 	if err != nil {
+		return err
+	}
+	if err := setGCPercent(*gcPercent); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*stateDir, 0o755); err != nil {

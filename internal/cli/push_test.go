@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/control"
 	"github.com/shoal-ml/shoal/internal/control/store"
 	"github.com/shoal-ml/shoal/internal/registry"
+	"github.com/shoal-ml/shoal/internal/serve/servetest"
 )
 
 // exampleModel copies the example iris model directory to a new directory
@@ -107,7 +108,7 @@ func serveAndPredict(t *testing.T, args ...string) string {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr servetest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, append([]string{"serve", "-http", addr, "-grpc", ""}, args...), io.Discard, &stderr)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/shoal-ml/shoal/api/v1alpha1"
 	"github.com/shoal-ml/shoal/examples"
 	"github.com/shoal-ml/shoal/internal/control"
+	"github.com/shoal-ml/shoal/internal/replica/replicatest"
+	"github.com/shoal-ml/shoal/internal/serve/servetest"
 )
 
 // These tests run `shoal up` as a real process, with its replicas as real
@@ -62,31 +63,14 @@ type up struct {
 	gw, ctl      string // base URLs
 	gwAddr, grpc string
 	ctlAddr      string
-	stderr       *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr       *servetest.SyncBuffer
 }
 
 // startUp starts `shoal up` on a state directory (new ports unless prev
 // is given, whose ports it reuses) and waits for its control API.
 func startUp(t *testing.T, state string, prev *up, args ...string) *up {
 	t.Helper()
-	u := &up{t: t, state: state, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	u := &up{t: t, state: state, stderr: &servetest.SyncBuffer{}, exited: make(chan struct{})}
 	if prev != nil {
 		u.gwAddr, u.grpc, u.ctlAddr = prev.gwAddr, prev.grpc, prev.ctlAddr
 	} else {
@@ -140,17 +124,8 @@ func (u *up) kill() {
 	<-u.exited
 }
 
-// waitFor polls cond every 20ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is shared with the replica backends' tests.
+var waitFor = replicatest.WaitFor
 
 func (u *up) getJSON(path string, out any) error {
 	resp, err := http.Get(u.ctl + path)
@@ -211,59 +186,12 @@ func (u *up) apply(yamlDoc string) {
 	}
 }
 
-const irisRequest = `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`
-
-var predictClient = &http.Client{Timeout: 30 * time.Second}
-
-func (u *up) predict(model string) error {
-	resp, err := predictClient.Post(u.gw+"/v2/models/"+model+"/infer", "application/json", strings.NewReader(irisRequest))
-	if err != nil {
-		return err
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"data":[0]`)) {
-		return fmt.Errorf("predict: %s %s", resp.Status, b)
-	}
-	return nil
-}
+func (u *up) predict(model string) error { return replicatest.Predict(u.gw, model) }
 
 // load sends requests from n clients until stop is called, which returns
 // the counts of successes and failures and the first failures.
 func (u *up) load(model string, n int) (stop func() (ok, failed int64, errs []string)) {
-	var okN, failN atomic.Int64
-	var mu sync.Mutex
-	var errs []string
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				if err := u.predict(model); err != nil {
-					failN.Add(1)
-					mu.Lock()
-					if len(errs) < 5 {
-						errs = append(errs, err.Error())
-					}
-					mu.Unlock()
-				} else {
-					okN.Add(1)
-				}
-			}
-		}()
-	}
-	return func() (int64, int64, []string) {
-		close(done)
-		wg.Wait()
-		return okN.Load(), failN.Load(), errs
-	}
+	return replicatest.Load(n, func() error { return u.predict(model) })
 }
 
 // repoWithManifest extracts the example repository beside a manifest that
@@ -317,7 +245,7 @@ func TestUpDefaultPredictAndRestart(t *testing.T) {
 		{[]string{"get"}, 0, "iris   1/1"},
 		{[]string{"get", "iris", "-o", "yaml"}, 0, "readyReplicas: 1"},
 		{[]string{"describe", "iris"}, 0, "ReplicasReady"},
-		{[]string{"predict", "iris", irisRequest}, 0, `"data":[0]`},
+		{[]string{"predict", "iris", replicatest.IrisRequest}, 0, `"data":[0]`},
 		{[]string{"events", "iris"}, 0, "TIME"},
 		{[]string{"logs", "iris", "-tail", "5"}, 0, "model ready"},
 		{[]string{"get", "nope"}, 1, `"nope"`},

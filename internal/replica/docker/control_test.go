@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/control"
 	"github.com/shoal-ml/shoal/internal/control/store"
 	"github.com/shoal-ml/shoal/internal/gateway"
+	"github.com/shoal-ml/shoal/internal/replica/replicatest"
 )
 
 // plane is a control plane as `shoal up -docker` wires it, in process: the
@@ -131,39 +132,7 @@ func (p *plane) settled(name string, want int) bool {
 // stop is called, which returns the counts of successes and failures and
 // the first failures.
 func (p *plane) load(n int) (stop func() (ok, failed int64, errs []string)) {
-	var okN, failN atomic.Int64
-	var mu sync.Mutex
-	var errs []string
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				if err := predict(p.gateway); err != nil {
-					failN.Add(1)
-					mu.Lock()
-					if len(errs) < 5 {
-						errs = append(errs, err.Error())
-					}
-					mu.Unlock()
-				} else {
-					okN.Add(1)
-				}
-			}
-		}()
-	}
-	return func() (int64, int64, []string) {
-		close(done)
-		wg.Wait()
-		return okN.Load(), failN.Load(), errs
-	}
+	return replicatest.Load(n, func() error { return predict(p.gateway) })
 }
 
 func irisDocker(model, args string) string {

@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +27,8 @@ import (
 
 	"github.com/shoal-ml/shoal/examples"
 	"github.com/shoal-ml/shoal/internal/pack"
+	"github.com/shoal-ml/shoal/internal/replica/replicatest"
+	"github.com/shoal-ml/shoal/internal/serve/servetest"
 )
 
 // These tests run against the real Docker engine of the environment
@@ -180,10 +180,10 @@ func removeImages(repo string) {
 // image repository, and a logger that the test prints if it fails. It
 // removes the containers and network when the test ends, even if it
 // fails.
-func testConfig(t *testing.T, api *client.Client) (Config, *syncBuffer) {
+func testConfig(t *testing.T, api *client.Client) (Config, *servetest.SyncBuffer) {
 	t.Helper()
 	name := uniqueName()
-	logs := &syncBuffer{}
+	logs := &servetest.SyncBuffer{}
 	cfg := Config{
 		Client: api, Binary: shoalBin, Owner: name, Network: name, ImageRepository: imageRepo,
 		Grace: 2 * time.Second, HealthInterval: 100 * time.Millisecond, StartTimeout: 30 * time.Second,
@@ -197,23 +197,6 @@ func testConfig(t *testing.T, api *client.Client) (Config, *syncBuffer) {
 		cleanup(t, api, name)
 	})
 	return cfg, logs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // cleanup removes the containers and network of a test.
@@ -243,50 +226,18 @@ func containers(t *testing.T, api *client.Client, owner string) []container.Summ
 	return cs
 }
 
-// modelDir extracts the example repository (model iris).
-func modelDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	root, err := fs.Sub(examples.Models, "models")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(dir, root); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+// The helpers shared with the process backend's and shoal up's tests.
+var (
+	modelDir = replicatest.ModelDir
+	waitFor  = replicatest.WaitFor
+)
 
-// waitFor polls cond every 20ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-const irisRequest = `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`
+const irisRequest = replicatest.IrisRequest
 
 var predictClient = &http.Client{Timeout: 30 * time.Second}
 
 // predict asks base (a URL) for an iris prediction and checks its class.
-func predict(base string) error {
-	resp, err := predictClient.Post(base+"/v2/models/iris/infer", "application/json", strings.NewReader(irisRequest))
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(b.String(), `"data":[0]`) {
-		return fmt.Errorf("infer: %s %s", resp.Status, b.String())
-	}
-	return nil
-}
+func predict(base string) error { return replicatest.Predict(base, "iris") }
 
 func one(t *testing.T, b *Backend) Replica {
 	t.Helper()

@@ -1,11 +1,9 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-ml/shoal/examples"
+	"github.com/shoal-ml/shoal/internal/replica/replicatest"
 )
 
 // shoalBin is the shoal binary built once for the package's tests.
@@ -38,44 +36,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// modelDir extracts the example repository (model iris).
-func modelDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	root, err := fs.Sub(examples.Models, "models")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(dir, root); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+// The helpers shared with the docker backend's and shoal up's tests.
+var (
+	modelDir = replicatest.ModelDir
+	waitFor  = replicatest.WaitFor
+)
 
-// waitFor polls cond every 20ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func predict(addr string) error {
-	body := `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`
-	resp, err := http.Post("http://"+addr+"/v2/models/iris/infer", "application/json", bytes.NewBufferString(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("infer: %s", resp.Status)
-	}
-	return nil
-}
+// predict asks the iris model of the replica at addr (host:port).
+func predict(addr string) error { return replicatest.Predict("http://"+addr, "iris") }
 
 func newBackend(t *testing.T, state string) *Backend {
 	t.Helper()

@@ -44,7 +44,8 @@ type Gateway struct {
 	keys    *keyring     // nil: no API keys
 	jwt     *jwtVerifier // nil: no JWT
 
-	scheme string // of replica URLs: "http", or "https" with ReplicaTLS
+	scheme string    // of replica URLs: "http", or "https" with ReplicaTLS
+	hop    hopSender // cfg.Transport when it is one: REST hops without a request copy
 
 	routes atomic.Pointer[routes]
 	loaded chan struct{} // closed on the first table
@@ -90,6 +91,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.ReplicaTLS != nil {
 		g.scheme = "https"
 	}
+	g.hop, _ = cfg.Transport.(hopSender)
 	g.bufs.New = newBuffer
 	g.metrics = newMetrics(g)
 	g.routes.Store(&routes{table: &Table{}, models: map[string]*model{}})

@@ -192,11 +192,9 @@ type outcome = attempt[*http.Response]
 // the last bad one when both failed, with the context cancel the caller
 // must call once the body is read. The losing attempt is cancelled and
 // cleaned up here.
-func (g *Gateway) hedged(ctx context.Context, rt routing, first *target, mk func(context.Context, *target) *http.Request, delay time.Duration, ctl *modelCtl) outcome {
+func (g *Gateway) hedged(ctx context.Context, rt routing, first *target, send func(context.Context, *target) (*http.Response, error), delay time.Duration, ctl *modelCtl) outcome {
 	h := gatewayHedge[*http.Response](g, rt, first, ctl, nil)
-	h.send = func(ctx context.Context, t *target) (*http.Response, error) {
-		return g.cfg.Transport.RoundTrip(mk(ctx, t))
-	}
+	h.send = send
 	h.good = func(resp *http.Response, err error) bool {
 		return err == nil && resp.StatusCode != http.StatusServiceUnavailable
 	}

@@ -130,22 +130,17 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 	defer ctl.inflight.Add(-1)
 	ctl.budget.request(start)
 
-	getBody := func() (io.ReadCloser, error) { return bodyOf(body), nil }
-	mk := func(ctx context.Context, t *target) *http.Request {
-		o := &outRequest{url: url.URL{Scheme: g.scheme, Host: t.r.http, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}}
-		o.req = http.Request{
-			Method:        r.Method,
-			URL:           &o.url,
-			Proto:         "HTTP/1.1",
-			ProtoMajor:    1,
-			ProtoMinor:    1,
-			Header:        h,
-			Body:          bodyOf(body),
-			GetBody:       getBody,
-			ContentLength: int64(len(body)),
-			Host:          t.r.http,
+	// The request line goes as the client sent it (origin form), else as
+	// its URL says.
+	uri := r.RequestURI
+	if uri == "" || uri[0] != '/' {
+		uri = r.URL.RequestURI()
+	}
+	send := func(ctx context.Context, t *target) (*http.Response, error) {
+		if g.hop != nil {
+			return g.hop.Send(ctx, t.r.http, r.Method, uri, h, body)
 		}
-		return o.req.WithContext(ctx)
+		return g.cfg.Transport.RoundTrip(g.outRequest(ctx, t, r.Method, uri, h, body))
 	}
 	var exclude *replica
 	for attempt := 0; ; attempt++ {
@@ -156,11 +151,11 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 		t0 := time.Now()
 		var resp *http.Response
 		if d := m.hedgeDelay(t.rev); d > 0 && attempt == 0 {
-			o := g.hedged(ctx, rt, t, mk, d, ctl)
+			o := g.hedged(ctx, rt, t, send, d, ctl)
 			resp, err, t, t0 = o.resp, o.err, o.t, o.start
 			defer o.cancel()
 		} else {
-			resp, err = g.cfg.Transport.RoundTrip(mk(ctx, t))
+			resp, err = send(ctx, t)
 		}
 		now := time.Now()
 		if err != nil {
@@ -216,10 +211,33 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, name string) err
 	}
 }
 
-// outRequest is one allocation for a request to a replica and its URL.
-type outRequest struct {
-	req http.Request
-	url url.URL
+// hopSender is a Transport that sends a hop without an http.Request of
+// its own (upstream.Transport, the default).
+type hopSender interface {
+	Send(ctx context.Context, host, method, uri string, h http.Header, body []byte) (*http.Response, error)
+}
+
+// outRequest returns the request to t's replica for a Config.Transport
+// that is not a hopSender.
+func (g *Gateway) outRequest(ctx context.Context, t *target, method, uri string, h http.Header, body []byte) *http.Request {
+	u, err := url.ParseRequestURI(uri)
+	if err != nil { // the server parsed it already
+		u = &url.URL{Path: "/"}
+	}
+	u.Scheme, u.Host = g.scheme, t.r.http
+	req := &http.Request{
+		Method:        method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          bodyOf(body),
+		GetBody:       func() (io.ReadCloser, error) { return bodyOf(body), nil },
+		ContentLength: int64(len(body)),
+		Host:          t.r.http,
+	}
+	return req.WithContext(ctx)
 }
 
 // label returns name for a metric label if it is a routed model, and

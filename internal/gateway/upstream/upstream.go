@@ -84,12 +84,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// already cancelled could otherwise complete on a pooled connection.
 		return nil, err
 	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	o := out{method: req.Method, uri: req.URL.RequestURI(), host: host, header: req.Header, req: req}
 	for tries := 0; ; tries++ {
 		pc, err := t.get(ctx, req.URL.Host)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := pc.roundTrip(ctx, req)
+		resp, err := pc.roundTrip(ctx, &o)
 		if errors.Is(err, errStale) && tries < 2 && ctx.Err() == nil {
 			if req.Body != nil && req.Body != http.NoBody {
 				if req.GetBody == nil {
@@ -103,6 +108,45 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
+}
+
+// Send is RoundTrip for a proxy's hop, without an http.Request of its
+// own: it sends method and uri (origin form, such as the incoming
+// request's RequestURI) with header h and body to host (also the Host
+// header), and reads the answer's status and headers; the body is read
+// from the connection as the caller reads it. ctx bounds the exchange as
+// a request's context does in RoundTrip. The answer's Request is nil.
+// Saving the request and its URL is what it is for: a few hundred bytes
+// of garbage per hop.
+func (t *Transport) Send(ctx context.Context, host, method, uri string, h http.Header, body []byte) (*http.Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if method == "" || uri == "" || uri[0] != '/' || strings.ContainsAny(method, " \r\n") || strings.ContainsAny(uri, " \r\n") {
+		return nil, fmt.Errorf("upstream: bad request line %q %q", method, uri)
+	}
+	o := out{method: method, uri: uri, host: host, header: h, body: body}
+	for tries := 0; ; tries++ {
+		pc, err := t.get(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pc.roundTrip(ctx, &o)
+		if errors.Is(err, errStale) && tries < 2 && ctx.Err() == nil {
+			continue // the body is in memory: send it again
+		}
+		return resp, err
+	}
+}
+
+// out is what goes to the replica: the request line, the Host header,
+// the other headers and the body, which comes from req.Body when req is
+// set (RoundTrip) and from body otherwise (Send).
+type out struct {
+	method, uri, host string
+	header            http.Header
+	body              []byte
+	req               *http.Request
 }
 
 func (t *Transport) scheme() string {
@@ -172,7 +216,7 @@ func (t *Transport) put(pc *pconn) {
 // aLongTimeAgo is a deadline in the past, to interrupt blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+func (pc *pconn) roundTrip(ctx context.Context, o *out) (*http.Response, error) {
 	// Cancelling ctx interrupts the I/O; the connection is then closed.
 	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
 	fail := func(err error) (*http.Response, error) {
@@ -183,7 +227,7 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 		}
 		return nil, err
 	}
-	if err := pc.writeRequest(req); err != nil {
+	if err := pc.writeRequest(o); err != nil {
 		if pc.reuse && isReset(err) {
 			return fail(fmt.Errorf("%w: %v", errStale, err))
 		}
@@ -215,7 +259,7 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 		a = &answer{resp: http.Response{
 			Status: status, StatusCode: code,
 			Proto: proto, ProtoMajor: 1, ProtoMinor: int(proto[len(proto)-1] - '0'),
-			Header: http.Header(hdr), Request: req, ContentLength: -1,
+			Header: http.Header(hdr), Request: o.req, ContentLength: -1,
 		}}
 		resp = &a.resp
 		break
@@ -227,7 +271,7 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	b := &a.body
 	*b = bodyReader{pc: pc, stop: stop, keep: keep}
 	switch {
-	case req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
+	case o.method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
 		resp.ContentLength = 0
 		b.r = http.NoBody
 	case strings.EqualFold(resp.Header.Get("Transfer-Encoding"), "chunked"):
@@ -254,21 +298,16 @@ func (pc *pconn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	return resp, nil
 }
 
-// writeRequest writes req in one flush.
-func (pc *pconn) writeRequest(req *http.Request) error {
+// writeRequest writes o in one flush.
+func (pc *pconn) writeRequest(o *out) error {
 	w := pc.bw
-	uri := req.URL.RequestURI()
-	w.WriteString(req.Method)
+	w.WriteString(o.method)
 	w.WriteByte(' ')
-	w.WriteString(uri)
+	w.WriteString(o.uri)
 	w.WriteString(" HTTP/1.1\r\nHost: ")
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	w.WriteString(host)
+	w.WriteString(o.host)
 	w.WriteString("\r\n")
-	for k, vs := range req.Header {
+	for k, vs := range o.header {
 		switch k {
 		case "Host", "Content-Length", "Transfer-Encoding", "Connection":
 			continue
@@ -283,18 +322,23 @@ func (pc *pconn) writeRequest(req *http.Request) error {
 			w.WriteString("\r\n")
 		}
 	}
-	n := req.ContentLength
-	hasBody := req.Body != nil && req.Body != http.NoBody
+	req := o.req
+	n, hasBody := int64(len(o.body)), len(o.body) > 0
+	if req != nil {
+		n, hasBody = req.ContentLength, req.Body != nil && req.Body != http.NoBody
+	}
 	if hasBody && n < 0 {
 		return errors.New("upstream: request body of unknown length")
 	}
-	if hasBody || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
+	if hasBody || o.method == http.MethodPost || o.method == http.MethodPut || o.method == http.MethodPatch {
 		w.WriteString("Content-Length: ")
 		w.WriteString(strconv.FormatInt(max(n, 0), 10))
 		w.WriteString("\r\n")
 	}
 	w.WriteString("\r\n")
-	if hasBody {
+	if hasBody && req == nil {
+		w.Write(o.body)
+	} else if hasBody {
 		var src io.Reader = req.Body
 		if l, ok := req.Body.(interface{ Len() int }); !ok || int64(l.Len()) != n {
 			src = io.LimitReader(req.Body, n) // never more than announced

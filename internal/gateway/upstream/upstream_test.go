@@ -102,3 +102,69 @@ func TestTransport(t *testing.T) {
 		t.Error("cancelled request succeeded")
 	}
 }
+
+// TestSend checks the request-free hop: the request line, Host, headers
+// and body arrive as given, a stale pooled connection is replaced with
+// the body sent again, and a request line that could split the request
+// is refused before anything is sent.
+func TestSend(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s host=%s x=%s len=%d body=%s", r.Method, r.RequestURI, r.Host, r.Header.Get("X-Test"), r.ContentLength, body)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	rt := New()
+	defer rt.CloseIdleConnections()
+	host := srv.Listener.Addr().String()
+	h := http.Header{"X-Test": {"yes"}}
+	send := func(method, uri, body string) (string, error) {
+		t.Helper()
+		resp, err := rt.Send(context.Background(), host, method, uri, h, []byte(body))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		if resp.Request != nil {
+			t.Error("Send's answer has a Request")
+		}
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	for _, tc := range []struct{ method, uri, body, want string }{
+		{"POST", "/v2/models/m/infer?q=%2F", `{"a":1}`, `POST /v2/models/m/infer?q=%2F host=` + host + ` x=yes len=7 body={"a":1}`},
+		{"POST", "/v2/models/m/infer", "", "POST /v2/models/m/infer host=" + host + " x=yes len=0 body="},
+		{"GET", "/v2/models/m%2Fx/ready", "", "GET /v2/models/m%2Fx/ready host=" + host + " x=yes len=0 body="},
+	} {
+		got, err := send(tc.method, tc.uri, tc.body)
+		if err != nil || got != tc.want {
+			t.Errorf("Send %s %s = %q, %v; want %q", tc.method, tc.uri, got, err, tc.want)
+		}
+	}
+	srv.CloseClientConnections()
+	if got, err := send("POST", "/again", "body"); err != nil || !strings.HasSuffix(got, "len=4 body=body") {
+		t.Errorf("after the server closed the connection: %q, %v", got, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+	for _, bad := range [][2]string{{"GET", "/a b"}, {"GET", "/a\r\nX-Evil: 1"}, {"GE T", "/"}, {"GET", "http://elsewhere/"}, {"GET", ""}, {"", "/"}} {
+		if _, err := send(bad[0], bad[1], ""); err == nil || !strings.Contains(err.Error(), "bad request line") {
+			t.Errorf("Send %q %q: err %v, want a bad request line", bad[0], bad[1], err)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("bad request lines opened connections: %d, want 2", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := rt.Send(ctx, host, "GET", "/", nil, nil); err != context.Canceled {
+		t.Errorf("cancelled Send: %v, want context.Canceled", err)
+	}
+}

@@ -17,7 +17,8 @@
 #    capacity) for DURATION: the replica directly, the gateway in front of
 #    it, and the bare server; latency counts from each request's due time;
 #    CPU time per request of the gateway, the replica and the bare server
-#    from /proc over the measured window;
+#    from /proc over the measured window, and the cores busy with the
+#    generator and the servers together (the machine's load in the test);
 # 3. overload: open loop at OVERLOAD x capacity through the gateway with
 #    a per-replica limit of 16 and a queue of 32: the gateway must answer
 #    the excess with 503 at once and keep serving the rest.
@@ -147,13 +148,16 @@ med = lambda xs: statistics.median(xs)
 d, g, b = rows("direct"), rows("gateway"), rows("bare")
 ov = rows("overload")[0]
 print(f"capacity (closed loop c=32): replica direct {dcap} req/s, through the gateway {cap} req/s; fixed rate: {rate} req/s; median of {len(d)} runs\n")
-print("| target | p50 µs | p90 µs | p99 µs | errors | CPU µs/req (gateway) | CPU µs/req (replica or bare) |")
-print("|---|---|---|---|---|---|---|")
+print("| target | p50 µs | p90 µs | p99 µs | errors | CPU µs/req (gateway) | CPU µs/req (replica or bare) | cores busy |")
+print("|---|---|---|---|---|---|---|---|")
+def busy(r):
+    # generator, gateway and replica (or bare server) together, in cores
+    return (r.get("self_cpu_us_per_req", 0) + sum(r["cpu_us_per_req"].values())) * r["rps"] / 1e6
 def line(name, rs, gw_pid, srv_pid):
     e = med([sum(r.get("errors", {}).values()) for r in rs])
     gw = med([r["cpu_us_per_req"][gw_pid] for r in rs]) if gw_pid else None
     sv = med([r["cpu_us_per_req"][srv_pid] for r in rs])
-    print(f"| {name} | {med([r['p50_us'] for r in rs]):.0f} | {med([r['p90_us'] for r in rs]):.0f} | {med([r['p99_us'] for r in rs]):.0f} | {e:.0f} | {'' if gw is None else f'{gw:.0f}'} | {sv:.0f} |")
+    print(f"| {name} | {med([r['p50_us'] for r in rs]):.0f} | {med([r['p90_us'] for r in rs]):.0f} | {med([r['p99_us'] for r in rs]):.0f} | {e:.0f} | {'' if gw is None else f'{gw:.0f}'} | {sv:.0f} | {med([busy(r) for r in rs]):.2f} |")
 line("replica direct", d, None, rpid)
 line("gateway -> replica", g, gpid, rpid)
 line("bare net/http", b, None, bpid)

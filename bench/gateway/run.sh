@@ -34,7 +34,8 @@
 # capacity), OVERLOAD (2), PORT (18090), PIN (0; 1: with taskset, the load
 # generator on CPU 0 and the servers on the other CPUs, so the generator
 # does not take the servers' core), GW_FLAGS (more flags for the measured
-# gateway, such as -gc-percent=100).
+# gateway, such as -gc-percent=100), CLIENT (the generator's HTTP client:
+# lean, the default, or std for net/http's, as before 2026-11-25).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -46,6 +47,7 @@ OVERLOAD=${OVERLOAD:-2}
 PORT=${PORT:-18090}
 PIN=${PIN:-0}
 GW_FLAGS=${GW_FLAGS:-}
+CLIENT=${CLIENT:-lean}
 GEN=() SRV=()
 if [ "$PIN" = 1 ]; then
 	NCPU=$(nproc)
@@ -115,7 +117,7 @@ wait_ready http://127.0.0.1:$GP/v2/health/ready
 wait_ready http://127.0.0.1:$OP/v2/health/ready
 sleep 0.2
 
-L() { "${GEN[@]}" "$BIN/load" -body "$BODY" -d "$DURATION" -warmup "$WARMUP" "$@"; }
+L() { "${GEN[@]}" "$BIN/load" -client "$CLIENT" -body "$BODY" -d "$DURATION" -warmup "$WARMUP" "$@"; }
 gc_count() { # METRICS_URL: the process's garbage collections so far
 	curl -sf "$1" | awk '$1 == "go_gc_duration_seconds_count" { print $2 }'
 }

@@ -59,6 +59,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fl.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 0, "time allowed to read request headers (0: 10s)")
 	fl.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "idle keep-alive connection timeout (0: 120s)")
 	fl.DurationVar(&cfg.GracePeriod, "grace-period", 0, "on SIGTERM, time allowed for in-flight requests (0: 30s)")
+	fl.BoolVar(&cfg.LeanHTTP, "lean-http", false, leanHTTPUsage)
 	gcPercent := fl.Int("gc-percent", 0, gcPercentUsage)
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
@@ -181,6 +182,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log.Info("gateway", "routes", source, "http", hl.Addr().String(), "grpc", *grpcAddr, "tls", cfg.TLS != nil, "replica_tls", cfg.ReplicaTLS != nil, "keys", len(cfg.Keys), "jwt", cfg.JWT != nil)
 	return g.Serve(ctx, hl, gl)
 }
+
+// leanHTTPUsage is the text of the -lean-http flag of shoal gateway and
+// shoal up.
+const leanHTTPUsage = "serve the gateway's REST with shoal's lean HTTP/1.1 server instead of net/http's: less CPU per request; plain text only, no HTTP/2 (docs/gateway.md)"
 
 // gcPercentUsage is the text of the -gc-percent flag of the commands that
 // run a gateway (shoal gateway, shoal up).

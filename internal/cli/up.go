@@ -44,6 +44,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	controlCert := fl.String("control-tls-cert", "", "TLS certificate `file` (PEM); with -control-tls-key, serve the control API (and the registry on its listener) over HTTPS")
 	controlKey := fl.String("control-tls-key", "", "TLS private key `file` (PEM) for -control-tls-cert")
 	grace := fl.Duration("grace-period", 10*time.Second, "time a stopping replica has for its in-flight requests")
+	leanHTTP := fl.Bool("lean-http", false, leanHTTPUsage)
 	gcPercent := fl.Int("gc-percent", 0, gcPercentUsage)
 	level := fl.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fl.String("log-format", "text", "log format: text or json")
@@ -192,7 +193,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctlp.Store(ctl)
 	gw, err = gateway.New(gateway.Config{
 		Source: ctl.Source(), Logger: log.With("component", "gateway"),
-		ScaleUp: ctl.ScaleUp, GracePeriod: *grace,
+		ScaleUp: ctl.ScaleUp, GracePeriod: *grace, LeanHTTP: *leanHTTP,
 	})
 	if err != nil {
 		return err

@@ -74,6 +74,14 @@ func BenchmarkProxy(b *testing.B) {
 	benchPost(b, tg.URL+"/v2/models/iris/infer")
 }
 
+// BenchmarkProxyLean is BenchmarkProxy with the gateway's REST on
+// package h1's server (Config.LeanHTTP).
+func BenchmarkProxyLean(b *testing.B) {
+	leanHTTP = true
+	defer func() { leanHTTP = false }()
+	BenchmarkProxy(b)
+}
+
 // BenchmarkProxyStdTransport is BenchmarkProxy with net/http's
 // Transport to the replica instead of the gateway's own client.
 func BenchmarkProxyStdTransport(b *testing.B) {

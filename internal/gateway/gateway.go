@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/shoal-ml/shoal/internal/balance"
+	"github.com/shoal-ml/shoal/internal/gateway/h1"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -168,12 +169,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 // it stops accepting, gives in-flight requests Config.GracePeriod and
 // returns after everything has stopped.
 func (g *Gateway) Serve(ctx context.Context, hl, gl net.Listener) error {
-	hs := &http.Server{
-		Handler:           g.Handler(),
-		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
-		IdleTimeout:       g.cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-		TLSConfig:         g.cfg.TLS,
+	var hs interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+	}
+	if g.cfg.LeanHTTP {
+		hs = &h1.Server{
+			Handler:           g.Handler(),
+			ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+			IdleTimeout:       g.cfg.IdleTimeout,
+			Log:               g.log,
+		}
+	} else {
+		hs = &http.Server{
+			Handler:           g.Handler(),
+			ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+			IdleTimeout:       g.cfg.IdleTimeout,
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+			TLSConfig:         g.cfg.TLS,
+		}
 	}
 	var gs *grpc.Server
 	if gl != nil {
@@ -184,7 +198,7 @@ func (g *Gateway) Serve(ctx context.Context, hl, gl net.Listener) error {
 	eg.Go(func() error {
 		var err error
 		if g.cfg.TLS != nil {
-			err = hs.ServeTLS(hl, "", "")
+			err = hs.(*http.Server).ServeTLS(hl, "", "")
 		} else {
 			err = hs.Serve(hl)
 		}

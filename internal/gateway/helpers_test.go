@@ -116,11 +116,18 @@ type testGateway struct {
 
 // startGateway serves cfg (its Source replaced by a FileSource of table)
 // until the test ends.
+// leanHTTP makes startGateway serve REST with package h1's server
+// (TestLeanHTTP sets it while its subtests run; no test is parallel).
+var leanHTTP bool
+
 func startGateway(t testing.TB, cfg Config, table *Table) *testGateway {
 	t.Helper()
 	tg := &testGateway{path: filepath.Join(t.TempDir(), "routes.yaml"), tick: make(chan time.Time)}
 	tg.writeTable(t, table)
 	cfg.Source = &FileSource{Path: tg.path, Tick: tg.tick}
+	if (leanHTTP || os.Getenv("SHOAL_TEST_LEAN_HTTP") == "1") && cfg.TLS == nil {
+		cfg.LeanHTTP = true // package h1's server; .ci/run runs the whole suite this way too
+	}
 	if cfg.Logger == nil && testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -15,6 +15,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -188,16 +189,21 @@ type conn struct {
 }
 
 // limitReader reads from r while n > 0, and reports the budget spent
-// with errHeaderTooBig.
+// with errHeaderTooBig. It keeps the last error, and while rec is on, a
+// copy of what it reads.
 type limitReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	err   error
+	rec   bool
+	saved []byte
 }
 
 var errHeaderTooBig = errors.New("h1: request headers too large")
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	if l.n <= 0 {
+		l.err = errHeaderTooBig
 		return 0, errHeaderTooBig
 	}
 	if int64(len(p)) > l.n {
@@ -205,6 +211,12 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.n -= int64(n)
+	if l.rec {
+		l.saved = append(l.saved, p[:n]...)
+	}
+	if err != nil {
+		l.err = err
+	}
 	return n, err
 }
 
@@ -259,8 +271,20 @@ func (c *conn) serve() {
 		}
 		c.idle.Store(false)
 		c.nc.SetReadDeadline(time.Now().Add(headerTimeout))
+		// ReadRequest hides some of what it read (a Content-Length beside
+		// a chunked Transfer-Encoding, a Transfer-Encoding in HTTP/1.0,
+		// folded lines): keep the raw header to look for them.
+		buffered, _ := c.br.Peek(c.br.Buffered())
+		c.lr.saved = append(c.lr.saved[:0], buffered...)
+		c.lr.rec, c.lr.err = true, nil
 		req, err := http.ReadRequest(c.br)
+		c.lr.rec = false
 		if err != nil {
+			// bufio hands over a partial line without the error that cut
+			// it: the connection's own error, if any, is the cause.
+			if c.lr.err != nil {
+				err = c.lr.err
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isTimeout(err) {
 				return
 			}
@@ -277,18 +301,78 @@ func (c *conn) serve() {
 			c.fail(http.StatusHTTPVersionNotSupported, "only HTTP/1.x")
 			return
 		}
-		if req.ProtoMinor >= 1 && len(req.Header["Host"]) == 0 && req.Host == "" {
-			c.fail(http.StatusBadRequest, "missing required Host header")
+		if msg := checkRequest(req, c.lr.saved); msg != "" {
+			c.fail(http.StatusBadRequest, msg)
 			return
 		}
-		if hs := req.Header["Host"]; len(hs) > 1 {
-			c.fail(http.StatusBadRequest, "too many Host headers")
-			return
+		if cap(c.lr.saved) > 64<<10 {
+			c.lr.saved = nil
 		}
 		if !c.handle(req) {
 			return
 		}
 	}
+}
+
+// checkRequest reports what makes req unfit to serve, or "": raw is the
+// text it was read from (with maybe more after). Like net/http's server,
+// it refuses what http.ReadRequest lets through: a missing or malformed
+// Host, a space in a header name; unlike it, it also refuses
+// what a proxy in front could frame otherwise: folded header lines,
+// Content-Length beside Transfer-Encoding, Transfer-Encoding in HTTP/1.0.
+func checkRequest(req *http.Request, raw []byte) string {
+	// ReadRequest refuses two Hosts, and moves the one to req.Host.
+	if req.Host == "" && req.ProtoMinor >= 1 {
+		return "missing required Host header"
+	}
+	if !validHost(req.Host) {
+		return "malformed Host header"
+	}
+	for k := range req.Header {
+		if strings.IndexByte(k, ' ') >= 0 { // the only invalid byte ReadRequest lets through
+			return fmt.Sprintf("invalid header name %q", k)
+		}
+	}
+	end := bytes.Index(raw, []byte("\n\r\n"))
+	if i := bytes.Index(raw, []byte("\n\n")); i >= 0 && (end < 0 || i < end) {
+		end = i
+	}
+	if end < 0 { // cannot be: ReadRequest read the blank line
+		return "no end of headers"
+	}
+	head := raw[:end+1]
+	if bytes.Contains(head, []byte("\n ")) || bytes.Contains(head, []byte("\n\t")) {
+		return "folded header line"
+	}
+	// ReadRequest deletes Transfer-Encoding, and Content-Length when the
+	// body is chunked.
+	chunked := len(req.TransferEncoding) > 0
+	if !chunked && req.ProtoMinor >= 1 {
+		return ""
+	}
+	var cl, te bool
+	for _, line := range bytes.Split(head, []byte("\n"))[1:] {
+		name, _, _ := bytes.Cut(line, []byte(":"))
+		cl = cl || bytes.EqualFold(name, []byte("Content-Length"))
+		te = te || bytes.EqualFold(name, []byte("Transfer-Encoding"))
+	}
+	switch {
+	case te && req.ProtoMinor == 0:
+		return "Transfer-Encoding in an HTTP/1.0 request"
+	case te && cl:
+		return "both Transfer-Encoding and Content-Length"
+	}
+	return ""
+}
+
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // handle runs the handler on req and finishes the answer, reporting
@@ -305,13 +389,13 @@ func (c *conn) handle(req *http.Request) bool {
 			c.fail(http.StatusExpectationFailed, "unsupported Expect: "+e)
 			return false
 		}
-		if req.Body != http.NoBody {
-			ec = &expectContinue{r: req.Body, c: c}
-			req.Body = ec
-		}
 	}
 	body := req.Body
 	w := &response{c: c, req: req, header: make(http.Header, 4), keep: keep}
+	if req.Header.Get("Expect") != "" && req.Body != http.NoBody {
+		ec = &expectContinue{r: req.Body, w: w}
+		req.Body = ec
+	}
 	if !c.run(w, req) {
 		return false
 	}
@@ -376,16 +460,23 @@ func isTimeout(err error) bool {
 // whose client asked for it.
 type expectContinue struct {
 	r    io.ReadCloser
-	c    *conn
+	w    *response
 	sent bool
 }
 
 func (e *expectContinue) Read(p []byte) (int, error) {
 	if !e.sent {
 		e.sent = true
-		e.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-		if err := e.c.bw.Flush(); err != nil {
-			return 0, err
+		if e.w.sent {
+			// The answer's head is out: a 100 now would land in its
+			// body. The client may send the body or not: close after.
+			e.w.keep = false
+		} else {
+			bw := e.w.c.bw
+			bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := bw.Flush(); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return e.r.Read(p)

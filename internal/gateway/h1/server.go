@@ -180,12 +180,13 @@ func (s *Server) timeouts() (header, idle time.Duration) {
 
 // conn is one client connection.
 type conn struct {
-	s    *Server
-	nc   net.Conn
-	idle atomic.Bool // waiting for a request: Shutdown may close it
-	lr   limitReader // the connection, with a byte budget for headers
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	s      *Server
+	nc     net.Conn
+	idle   atomic.Bool // waiting for a request: Shutdown may close it
+	remote string      // the client's address, for Request.RemoteAddr
+	lr     limitReader // the connection, with a byte budget for headers
+	br     *bufio.Reader
+	bw     *bufio.Writer
 }
 
 // limitReader reads from r while n > 0, and reports the budget spent
@@ -378,7 +379,10 @@ func validHost(h string) bool {
 // handle runs the handler on req and finishes the answer, reporting
 // whether the connection may carry another request.
 func (c *conn) handle(req *http.Request) bool {
-	req.RemoteAddr = c.nc.RemoteAddr().String()
+	if c.remote == "" {
+		c.remote = c.nc.RemoteAddr().String()
+	}
+	req.RemoteAddr = c.remote
 	keep := !req.Close
 	if req.ProtoMinor == 0 {
 		keep = strings.EqualFold(req.Header.Get("Connection"), "keep-alive")

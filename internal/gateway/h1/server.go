@@ -184,6 +184,7 @@ type conn struct {
 	nc     net.Conn
 	idle   atomic.Bool // waiting for a request: Shutdown may close it
 	remote string      // the client's address, for Request.RemoteAddr
+	linger bool        // close with lingeringClose: input may be left unread
 	lr     limitReader // the connection, with a byte budget for headers
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -235,6 +236,9 @@ type bufs struct {
 func (c *conn) serve() {
 	s := c.s
 	defer func() {
+		if c.linger {
+			c.lingeringClose()
+		}
 		c.nc.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -407,9 +411,11 @@ func (c *conn) handle(req *http.Request) bool {
 		// The client waits for 100 Continue or the answer before it sends
 		// the body: the body never comes, so the connection cannot go on.
 		w.keep = false
+		c.linger = true
 	}
 	if w.keep && !drain(body) {
 		w.keep = false
+		c.linger = true
 	}
 	if err := w.finish(); err != nil {
 		return false
@@ -441,9 +447,27 @@ func drain(body io.Reader) bool {
 	return err == io.EOF && n <= bodyDrainLimit
 }
 
+// lingerTime bounds lingeringClose.
+const lingerTime = 500 * time.Millisecond
+
+// lingeringClose closes the sending side and reads what the client still
+// sends, until it closes or lingerTime passed, before the connection is
+// closed: closing a socket with unread input makes the kernel send a
+// reset, which can destroy the answer before the client read it (as
+// net/http's server does, for the same reason).
+func (c *conn) lingeringClose() {
+	tc, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || tc.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, c.nc)
+}
+
 // fail answers a request that could not be read, and the connection
 // closes after it.
 func (c *conn) fail(code int, msg string) {
+	c.linger = true
 	b, _ := jsonError(msg)
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", code, http.StatusText(code), len(b))

@@ -766,3 +766,40 @@ func TestNoHandler(t *testing.T) {
 		t.Fatal("Serve with no Handler returned nil")
 	}
 }
+
+// TestLingeringClose answers a request whose large body the handler
+// did not read, then checks that the server closed only its sending side
+// and goes on reading (and discarding) what the client still sends for a
+// while: a full close with input unread would make the kernel reset the
+// connection, which on a real network can destroy the answer before the
+// client read it.
+func TestLingeringClose(t *testing.T) {
+	addr := start(t, &h1.Server{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /noread HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 1<<20)
+	c.Write(pattern(512 << 10)) // over the drain limit: the server gives up on the body
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "ok" || !resp.Close {
+		t.Fatalf("answer %q, %v, close %v; want ok and Connection: close", b, err, resp.Close)
+	}
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the answer: %d bytes, %v; want EOF (the server's side closed)", n, err)
+	}
+	// The rest of the body still goes: the server reads it.
+	for i := range 8 {
+		time.Sleep(10 * time.Millisecond)
+		if _, err := c.Write(pattern(16 << 10)); err != nil {
+			t.Fatalf("write %d after the answer: %v (the server closed before reading)", i, err)
+		}
+	}
+}

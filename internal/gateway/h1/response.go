@@ -59,7 +59,7 @@ func (w *response) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	if !w.chunk && len(w.buf)+len(p) <= bufferLimit {
-		if w.buf == nil {
+		if cap(w.buf) == 0 {
 			w.buf = make([]byte, 0, max(len(p), 512))
 		}
 		w.buf = append(w.buf, p...)

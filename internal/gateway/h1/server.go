@@ -185,6 +185,9 @@ type conn struct {
 	idle   atomic.Bool // waiting for a request: Shutdown may close it
 	remote string      // the client's address, for Request.RemoteAddr
 	linger bool        // close with lingeringClose: input may be left unread
+	resp   response    // the answer in progress
+	hdr    http.Header // its header map, cleared for each request
+	body   []byte      // its body buffer
 	lr     limitReader // the connection, with a byte budget for headers
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -399,7 +402,21 @@ func (c *conn) handle(req *http.Request) bool {
 		}
 	}
 	body := req.Body
-	w := &response{c: c, req: req, header: make(http.Header, 4), keep: keep}
+	// The answer's writer, header map and body buffer are the
+	// connection's, reused from one request to the next (a handler may
+	// not use its ResponseWriter after it returned).
+	if c.hdr == nil {
+		c.hdr = make(http.Header, 8)
+	} else {
+		clear(c.hdr)
+	}
+	c.resp = response{c: c, req: req, header: c.hdr, keep: keep, buf: c.body[:0]}
+	w := &c.resp
+	defer func() {
+		if cap(w.buf) <= bufferLimit {
+			c.body = w.buf[:0]
+		}
+	}()
 	if req.Header.Get("Expect") != "" && req.Body != http.NoBody {
 		ec = &expectContinue{r: req.Body, w: w}
 		req.Body = ec

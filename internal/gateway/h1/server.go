@@ -1,16 +1,17 @@
 // Package h1 is a lean HTTP/1.1 server for the gateway's plain-text REST
 // listener. It parses requests with net/http's own parser
 // (http.ReadRequest) and serves them with an http.Handler, but runs one
-// goroutine per connection and nothing else: no background read per
-// request, no per-request context, and a response writer that sends the
+// goroutine per connection and nothing else for quick requests: no
+// background read per request, and a response writer that sends the
 // status line, headers and a body of known length in one write. On a
 // loopback hop that is about half of net/http's server CPU per request
 // (docs/gateway.md, Benchmark).
 //
 // What it leaves out, against net/http's Server: HTTP/2, TLS (use
-// net/http for that), Hijack, trailers, and noticing that a client went
-// away while its request runs (its request's context is never cancelled
-// by the server; the gateway's own timeouts bound such a request).
+// net/http for that), Hijack and trailers. A request's context is
+// cancelled when its client goes away, as with net/http, but only
+// noticed once the request has run for WatchDelay with its body read
+// (watch.go): quick requests pay no watching.
 package h1
 
 import (
@@ -417,11 +418,22 @@ func (c *conn) handle(req *http.Request) bool {
 			c.body = w.buf[:0]
 		}
 	}()
+	var eof *eofReader
+	if req.Body != http.NoBody {
+		eof = &eofReader{r: req.Body}
+		req.Body = eof
+	}
 	if req.Header.Get("Expect") != "" && req.Body != http.NoBody {
 		ec = &expectContinue{r: req.Body, w: w}
 		req.Body = ec
 	}
-	if !c.run(w, req) {
+	ctx := &reqContext{}
+	req = req.WithContext(ctx)
+	w.req = req
+	wt := c.watch(ctx, eof)
+	ok := c.run(w, req)
+	wt.end()
+	if !ok {
 		return false
 	}
 	if ec != nil && !ec.sent {

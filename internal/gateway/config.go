@@ -90,9 +90,9 @@ type Config struct {
 	// plain text.
 	TLS *tls.Config
 	// LeanHTTP serves REST with package h1's HTTP/1.1 server instead of
-	// net/http's: about half the server CPU per request, no HTTP/2, and a
-	// request whose client went away runs to its answer or its timeout.
-	// Plain text only: with TLS it is an error.
+	// net/http's: less CPU per request, no HTTP/2, and a client that
+	// leaves is noticed only once its request has run for 50 ms. Plain
+	// text only: with TLS it is an error.
 	LeanHTTP bool
 	// ReplicaTLS, when set, dials replicas over TLS with it, REST (https)
 	// and gRPC alike: RootCAs verifies the replicas' certificates (whose

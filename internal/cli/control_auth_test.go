@@ -2,18 +2,12 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -246,7 +240,9 @@ func TestUpControlTLS(t *testing.T) {
 	t.Setenv("SHOAL_CONTROL_TOKEN", "")
 	const token = "tls-control-token"
 	keys := writeKeys(t, "- name: ops\n  sha256: "+gateway.HashKey(token)+"\n  models: [\"*\"]\n")
-	caFile, certFile, keyFile, pool := testCertificates(t)
+	ca := newTestCA(t)
+	certFile, keyFile := ca.leaf("shoal-up", x509.ExtKeyUsageServerAuth, net.IPv4(127, 0, 0, 1))
+	caFile, pool := ca.File, ca.Pool
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	u := startKeyedUp(t, token, "https", client, "-control-keys", keys, "-control-tls-cert", certFile, "-control-tls-key", keyFile)
 	if code, body := u.do(t, "GET", "/v1/info", "", ""); code != 401 {
@@ -296,44 +292,6 @@ func TestUpControlTLS(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200 && strings.Contains(string(b), `"data":[0]`)
 	})
-}
-
-// testCertificates writes a CA and a server certificate for 127.0.0.1
-// signed by it, returning the files and the CA pool.
-func testCertificates(t *testing.T) (caFile, certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "shoal-up"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(ca)
-	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "PRIVATE KEY", kder), pool
 }
 
 func TestControlAuthUsage(t *testing.T) {

@@ -79,6 +79,9 @@ type upRegistry struct {
 	// keys are required on its own listener too (-control-keys), but for
 	// loopbackPull; none: no authentication.
 	keys []gateway.APIKey
+	// client reaches this registry in process (and others over the
+	// network): the docker backend pulls oci:// models with it.
+	client *registry.Client
 }
 
 // openUpRegistry opens the registry stored in state/registry; addr is
@@ -97,6 +100,7 @@ func openUpRegistry(state, controlAddr, addr string, log *slog.Logger) (*upRegis
 		u.addr = u.own.Addr().String()
 	}
 	c := &registry.Client{Transport: reg.Transport(nil, registry.LoopbackHosts(u.addr)...)}
+	u.client = c
 	u.resolve = func(ctx context.Context, uri string) (string, error) {
 		if !registry.IsReference(uri) {
 			return uri, nil

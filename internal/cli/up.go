@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-ml/shoal/internal/control"
 	"github.com/shoal-ml/shoal/internal/control/store"
 	"github.com/shoal-ml/shoal/internal/gateway"
+	"github.com/shoal-ml/shoal/internal/registry"
 	"github.com/shoal-ml/shoal/internal/replica/docker"
 	"github.com/shoal-ml/shoal/internal/replica/process"
 )
@@ -174,6 +175,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *dockerOn {
 		db, err := docker.New(ctx, docker.Config{
 			Binary: *dockerBin, Grace: *grace, Logger: log.With("component", "docker"), OnChange: wake,
+			Models: &registry.Cache{Dir: modelCacheDir(), Client: ur.client},
 		})
 		if err != nil {
 			return err

@@ -47,6 +47,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
+	"github.com/shoal-ml/shoal/internal/registry"
 	"github.com/shoal-ml/shoal/internal/replica"
 )
 
@@ -104,6 +105,10 @@ type Config struct {
 	// returns to MinBackoff once a container has been ready for 10s.
 	// Zero means 200ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// Models pulls oci:// model references (internal/registry) into a
+	// cache on this host, from which their images are built. Nil refuses
+	// them: a replica's model must then be a local directory or file.
+	Models *registry.Cache
 	// Logger receives supervision events. Nil discards them.
 	Logger *slog.Logger
 	// OnChange, when set, is called (from any goroutine, without locks
@@ -292,8 +297,15 @@ func (b *Backend) Start(s Spec) (Replica, error) {
 	if s.MilliCPU < 0 || s.Memory < 0 {
 		return Replica{}, errors.New("docker: Spec limits must not be negative")
 	}
-	if strings.Contains(s.Model, "://") {
-		return Replica{}, fmt.Errorf("docker: model %q: only a local model repository or file can be packaged", s.Model)
+	switch {
+	case registry.IsReference(s.Model) && b.cfg.Models == nil:
+		return Replica{}, fmt.Errorf("docker: model %q: this backend has no model cache for oci:// references (Config.Models)", s.Model)
+	case registry.IsReference(s.Model):
+		if _, err := registry.ParseReference(s.Model); err != nil {
+			return Replica{}, fmt.Errorf("docker: model %q: %w", s.Model, err)
+		}
+	case strings.Contains(s.Model, "://"):
+		return Replica{}, fmt.Errorf("docker: model %q: only a local model repository or file, or an oci:// artifact, can be packaged", s.Model)
 	}
 	b.mu.Lock()
 	b.seq++

@@ -529,7 +529,7 @@ func TestImageBuildAndLoad(t *testing.T) {
 	}
 	defer b.Close()
 	model := modelDir(t)
-	id, err := b.image(t.Context(), Spec{Deployment: "tiny", Revision: "tiny-1", Model: model})
+	id, _, err := b.image(t.Context(), Spec{Deployment: "tiny", Revision: "tiny-1", Model: model})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +564,7 @@ func TestImageBuildAndLoad(t *testing.T) {
 	}
 
 	// Another revision of the same source: found by its tag.
-	id2, err := b.image(t.Context(), Spec{Deployment: "tiny", Revision: "tiny-2", Model: modelDir(t)})
+	id2, _, err := b.image(t.Context(), Spec{Deployment: "tiny", Revision: "tiny-2", Model: modelDir(t)})
 	if err != nil || id2 != id {
 		t.Errorf("image of another revision = %s, %v; want %s", id2, err, id)
 	}

@@ -18,22 +18,26 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/shoal-ml/shoal/internal/pack"
+	"github.com/shoal-ml/shoal/internal/registry"
 )
 
 // revisionImage is the image of one revision, found or built once per
 // Backend.
 type revisionImage struct {
-	mu sync.Mutex // held while it is found or built
-	id string     // the engine's image ID (the config digest); "" until known
+	mu    sync.Mutex // held while it is found or built
+	id    string     // the engine's image ID (the config digest); "" until known
+	model string     // the model's local path: Spec.Model, or its pulled copy
 }
 
-// image returns the engine's ID of the revision's image. The image is
+// image returns the engine's ID of the revision's image, and the local
+// path of the model it holds (an oci:// model is pulled into
+// Config.Models first). The image is
 // tagged <ImageRepository>/<deployment>:<source>, where source is a digest
 // of the model files and the shoal binary: the engine may already hold it
 // (another revision of the same model, or a control plane that ran
 // before), else it is built with internal/pack and streamed into the
 // engine. Concurrent calls for one revision find or build it once.
-func (b *Backend) image(ctx context.Context, s Spec) (string, error) {
+func (b *Backend) image(ctx context.Context, s Spec) (id, model string, err error) {
 	b.imgMu.Lock()
 	ri := b.images[s.Revision]
 	if ri == nil {
@@ -45,45 +49,56 @@ func (b *Backend) image(ctx context.Context, s Spec) (string, error) {
 	defer ri.mu.Unlock()
 	if ri.id != "" {
 		if _, err := b.api.ImageInspect(ctx, ri.id); err == nil {
-			return ri.id, nil
+			return ri.id, ri.model, nil
 		} else if !cerrdefs.IsNotFound(err) {
-			return "", fmt.Errorf("inspect image: %w", err)
+			return "", "", fmt.Errorf("inspect image: %w", err)
 		}
 		ri.id = "" // removed behind our back: find or build it again
 	}
-	src, err := source(s.Model, b.cfg.Binary)
+	model = s.Model
+	if registry.IsReference(model) {
+		// Pulled and verified into the host's cache (once per digest),
+		// then packaged like a local model.
+		dir, _, err := b.cfg.Models.Fetch(ctx, model)
+		if err != nil {
+			return "", "", fmt.Errorf("pull model: %w", err)
+		}
+		model = dir
+	}
+	src, err := source(model, b.cfg.Binary)
 	if err != nil {
-		return "", fmt.Errorf("build image: %w", err)
+		return "", "", fmt.Errorf("build image: %w", err)
 	}
 	tag := b.cfg.ImageRepository + "/" + s.Deployment + ":" + src
-	if info, err := b.api.ImageInspect(ctx, tag); err == nil {
-		ri.id = info.ID
-		return info.ID, nil
+	info, err := b.api.ImageInspect(ctx, tag)
+	if err == nil {
+		ri.id, ri.model = info.ID, model
+		return info.ID, model, nil
 	} else if !cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("inspect image: %w", err)
+		return "", "", fmt.Errorf("inspect image: %w", err)
 	}
-	img, err := pack.Image(ctx, pack.Options{ModelDir: s.Model, Binary: b.cfg.Binary})
+	img, err := pack.Image(ctx, pack.Options{ModelDir: model, Binary: b.cfg.Binary})
 	if err != nil {
-		return "", fmt.Errorf("build image: %w", err)
+		return "", "", fmt.Errorf("build image: %w", err)
 	}
 	cfgName, err := img.ConfigName()
 	if err != nil {
-		return "", fmt.Errorf("build image: %w", err)
+		return "", "", fmt.Errorf("build image: %w", err)
 	}
-	id := cfgName.String()
+	id = cfgName.String()
 	if err := load(ctx, b.api, tag, func(w io.Writer) error { return pack.WriteTarball(w, tag, img) }); err != nil {
-		return "", err
+		return "", "", err
 	}
-	info, err := b.api.ImageInspect(ctx, tag)
+	info, err = b.api.ImageInspect(ctx, tag)
 	if err != nil {
-		return "", fmt.Errorf("load image %s: %w", tag, err)
+		return "", "", fmt.Errorf("load image %s: %w", tag, err)
 	}
 	if info.ID != id {
-		return "", fmt.Errorf("load image %s: the engine has %s, want %s", tag, info.ID, id)
+		return "", "", fmt.Errorf("load image %s: the engine has %s, want %s", tag, info.ID, id)
 	}
 	b.cfg.Logger.Info("image loaded", "image", tag, "id", id)
-	ri.id = id
-	return id, nil
+	ri.id, ri.model = id, model
+	return id, model, nil
 }
 
 // source returns a digest of what an image of model holds: the binary's

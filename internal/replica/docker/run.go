@@ -133,11 +133,11 @@ func (b *Backend) attempt(ctx context.Context, e *entry) (readyFor time.Duration
 
 // create builds (or finds) the revision's image and creates e's container.
 func (b *Backend) create(ctx context.Context, e *entry) (string, error) {
-	img, err := b.image(ctx, e.spec)
+	img, model, err := b.image(ctx, e.spec)
 	if err != nil {
 		return "", err
 	}
-	args, err := pack.ServeArgs(e.spec.Model)
+	args, err := pack.ServeArgs(model)
 	if err != nil {
 		return "", err
 	}

@@ -395,12 +395,10 @@ func (c *conn) handle(req *http.Request) bool {
 	if req.ProtoMinor == 0 {
 		keep = strings.EqualFold(req.Header.Get("Connection"), "keep-alive")
 	}
-	var ec *expectContinue
-	if e := req.Header.Get("Expect"); e != "" {
-		if !strings.EqualFold(e, "100-continue") || req.ProtoMinor == 0 {
-			c.fail(http.StatusExpectationFailed, "unsupported Expect: "+e)
-			return false
-		}
+	expect := req.Header.Get("Expect")
+	if expect != "" && (!strings.EqualFold(expect, "100-continue") || req.ProtoMinor == 0) {
+		c.fail(http.StatusExpectationFailed, "unsupported Expect: "+expect)
+		return false
 	}
 	body := req.Body
 	// The answer's writer, header map and body buffer are the
@@ -423,7 +421,8 @@ func (c *conn) handle(req *http.Request) bool {
 		eof = &eofReader{r: req.Body}
 		req.Body = eof
 	}
-	if req.Header.Get("Expect") != "" && req.Body != http.NoBody {
+	var ec *expectContinue
+	if expect != "" && req.Body != http.NoBody {
 		ec = &expectContinue{r: req.Body, w: w}
 		req.Body = ec
 	}

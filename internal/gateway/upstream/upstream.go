@@ -89,20 +89,33 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		host = req.URL.Host
 	}
 	o := out{method: req.Method, uri: req.URL.RequestURI(), host: host, header: req.Header, req: req}
+	return t.exchange(ctx, req.URL.Host, &o, func(stale error) error {
+		if req.Body == nil || req.Body == http.NoBody {
+			return nil
+		}
+		if req.GetBody == nil {
+			return stale
+		}
+		var err error
+		req.Body, err = req.GetBody()
+		return err
+	})
+}
+
+// exchange sends o to addr on a pooled connection and reads the answer's
+// head. When the connection turns out closed by the host before it took
+// the request, o goes again on another (twice at most), after replay
+// readied its body (or refused, with the error to return).
+func (t *Transport) exchange(ctx context.Context, addr string, o *out, replay func(stale error) error) (*http.Response, error) {
 	for tries := 0; ; tries++ {
-		pc, err := t.get(ctx, req.URL.Host)
+		pc, err := t.get(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := pc.roundTrip(ctx, &o)
+		resp, err := pc.roundTrip(ctx, o)
 		if errors.Is(err, errStale) && tries < 2 && ctx.Err() == nil {
-			if req.Body != nil && req.Body != http.NoBody {
-				if req.GetBody == nil {
-					return nil, err
-				}
-				if req.Body, err = req.GetBody(); err != nil {
-					return nil, err
-				}
+			if err := replay(err); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -126,17 +139,8 @@ func (t *Transport) Send(ctx context.Context, host, method, uri string, h http.H
 		return nil, fmt.Errorf("upstream: bad request line %q %q", method, uri)
 	}
 	o := out{method: method, uri: uri, host: host, header: h, body: body}
-	for tries := 0; ; tries++ {
-		pc, err := t.get(ctx, host)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := pc.roundTrip(ctx, &o)
-		if errors.Is(err, errStale) && tries < 2 && ctx.Err() == nil {
-			continue // the body is in memory: send it again
-		}
-		return resp, err
-	}
+	// The body is in memory: it goes again as it is.
+	return t.exchange(ctx, host, &o, func(error) error { return nil })
 }
 
 // out is what goes to the replica: the request line, the Host header,

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -70,38 +69,10 @@ func (s *ControlSource) Watch(ctx context.Context, update func(*Table)) error {
 	if hb <= 0 {
 		hb = 5 * time.Second
 	}
-	minB, maxB := s.MinBackoff, s.MaxBackoff
-	if minB <= 0 {
-		minB = 100 * time.Millisecond
-	}
-	if maxB <= 0 {
-		maxB = 5 * time.Second
-	}
-	maxB = max(maxB, minB)
 	watchURL := base + "/v1/routes?watch=true&heartbeat=" + url.QueryEscape(hb.String())
-	backoff := minB
-	for {
-		got, err := s.watchOnce(ctx, watchURL, hb, update)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if got {
-			backoff = minB
-		}
-		if err != nil && s.OnError != nil {
-			s.OnError(err)
-		}
-		// Full jitter over the upper half: [backoff/2, backoff).
-		d := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(backoff*2, maxB)
-	}
+	return Reconnect(ctx, s.MinBackoff, s.MaxBackoff, func(ctx context.Context) (bool, error) {
+		return s.watchOnce(ctx, watchURL, hb, update)
+	}, s.OnError)
 }
 
 // watchOnce reads one watch stream until it ends; got reports whether it

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"reflect"
 	"slices"
@@ -110,28 +109,9 @@ func (d *Discovery) Watch(ctx context.Context, update func(*gateway.Table)) erro
 		}
 		return fmt.Errorf("docker: engine: %w", err)
 	}
-	minB, maxB := cmp.Or(d.MinBackoff, 100*time.Millisecond), cmp.Or(d.MaxBackoff, 5*time.Second)
-	maxB = max(maxB, minB)
-	backoff := minB
-	for {
-		listed, err := w.follow(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if listed {
-			backoff = minB
-		}
+	return gateway.Reconnect(ctx, d.MinBackoff, d.MaxBackoff, w.follow, func(err error) {
 		w.report(fmt.Errorf("docker: discovery: %w", err))
-		// Full jitter over the upper half: [backoff/2, backoff).
-		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxB)
-	}
+	})
 }
 
 // watcher is the state of one Watch.

@@ -76,11 +76,16 @@ func newClient(addr, token string, tc *tls.Config) *client {
 	}
 	hc := &http.Client{Timeout: 60 * time.Second}
 	if tc != nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = tc
-		hc.Transport = t
+		hc.Transport = tlsTransport(tc)
 	}
 	return &client{base: strings.TrimRight(addr, "/"), hc: hc, token: token}
+}
+
+// tlsTransport is net/http's default transport trusting tc's CAs.
+func tlsTransport(tc *tls.Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tc
+	return t
 }
 
 // do sends a request and decodes a JSON answer into out (nil: discard);

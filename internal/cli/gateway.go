@@ -127,9 +127,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		cs.Token = token
 		if tc != nil {
-			t := http.DefaultTransport.(*http.Transport).Clone()
-			t.TLSClientConfig = tc
-			cs.Client = &http.Client{Transport: t}
+			cs.Client = &http.Client{Transport: tlsTransport(tc)} // no timeout: a watch stream lasts
 		}
 		cfg.Source, cfg.ScaleUp, source = cs, cs.ScaleUp, *controlURL
 	}

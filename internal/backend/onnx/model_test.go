@@ -143,7 +143,7 @@ func TestRunSteadyStateAllocs(t *testing.T) {
 			in := f.input()
 			s.inputs[0] = Value{Kind: KindTensor, Tensor: *in}
 			ctx := context.Background()
-			allocs := testing.AllocsPerRun(50, func() {
+			allocs := steadyAllocs(50, func() {
 				if err := m.run(ctx, s); err != nil {
 					t.Fatal(err)
 				}

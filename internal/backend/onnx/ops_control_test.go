@@ -333,7 +333,7 @@ func TestControlSteadyStateAllocs(t *testing.T) {
 				s.inputs[k] = *v
 			}
 			ctx := context.Background()
-			allocs := testing.AllocsPerRun(20, func() {
+			allocs := steadyAllocs(20, func() {
 				if err := m.run(ctx, s); err != nil {
 					t.Fatal(err)
 				}

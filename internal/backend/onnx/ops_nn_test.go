@@ -129,7 +129,7 @@ func TestResizeSteadyStateAllocs(t *testing.T) {
 	}
 	in := []*Value{f32([]int64{1, 2, 4, 4}, make([]float32, 32)...), new(Value), f32([]int64{4}, 1, 1, 1.5, 0.5)}
 	tmp, out := new(Scratch), []*Value{new(Value)}
-	allocs := testing.AllocsPerRun(20, func() {
+	allocs := steadyAllocs(20, func() {
 		if err := k(tmp, in, out); err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +147,7 @@ func TestConvSteadyStateAllocs(t *testing.T) {
 	}
 	in := []*Value{f32([]int64{1, 3, 8, 8}, make([]float32, 192)...), f32([]int64{4, 3, 3, 3}, make([]float32, 108)...)}
 	tmp, out := new(Scratch), []*Value{new(Value)}
-	allocs := testing.AllocsPerRun(20, func() {
+	allocs := steadyAllocs(20, func() {
 		if err := k(tmp, in, out); err != nil {
 			t.Fatal(err)
 		}

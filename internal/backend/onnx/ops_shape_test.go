@@ -103,7 +103,7 @@ func TestShapeSteadyStateAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 		tmp, out := new(Scratch), []*Value{new(Value)}
-		allocs := testing.AllocsPerRun(50, func() {
+		allocs := steadyAllocs(50, func() {
 			if err := k(tmp, c.in, out); err != nil {
 				t.Fatal(err)
 			}
